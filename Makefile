@@ -1,0 +1,60 @@
+# aem — the two commands of the README, and the ones CI and benchmarking use.
+#   make demo   install what is missing, build, run the showcase (exits by itself)
+#   make test   install what is missing, build, run the whole test suite
+# Other targets: test-asan, test-tsan, fuzz-smoke, bench, bench-smoke, clean.
+
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all setup demo test test-asan test-tsan fuzz-smoke bench bench-smoke clean
+
+all: test
+
+setup:
+	@bash scripts/setup.sh
+
+build/release/build.ninja: | setup
+	cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DAEM_BUILD_TESTS=OFF \
+	  -DAEM_BUILD_BENCH=ON -DAEM_BUILD_EXAMPLES=ON $(CMAKE_FLAGS)
+
+demo: setup build/release/build.ninja
+	cmake --build build/release -j $(JOBS) --target aem_demo
+	./build/release/examples/aem_demo
+
+# The suite: unit, stress and integration labels; every public header compiled alone; the
+# install + find_package(aem) consumer check.
+test: setup
+	cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAEM_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build build/test -j $(JOBS)
+	cd build/test && ctest -j $(JOBS) --output-on-failure --timeout 300
+
+test-asan: setup
+	cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAEM_SANITIZE=address,undefined \
+	  -DAEM_BUILD_BENCH=OFF -DAEM_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build build/asan -j $(JOBS)
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest -j $(JOBS) --output-on-failure --timeout 600 -LE integration
+
+test-tsan: setup
+	cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAEM_SANITIZE=thread \
+	  -DAEM_BUILD_BENCH=OFF -DAEM_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build build/tsan -j $(JOBS)
+	cd build/tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest -j $(JOBS) --output-on-failure --timeout 600 -L unit
+
+fuzz-smoke: setup
+	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DAEM_BUILD_FUZZ=ON -DAEM_BUILD_TESTS=ON -DAEM_BUILD_BENCH=OFF -DAEM_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build build/fuzz -j $(JOBS) --target aem_arena_fuzz
+	cd build/fuzz && ctest --output-on-failure -L fuzz
+
+bench: build/release/build.ninja
+	cmake --build build/release -j $(JOBS) --target aem_bench
+	python3 scripts/bench_ratios.py build/release/bench/aem_bench
+
+# A few milliseconds per benchmark: proves that every benchmark runs, measures nothing.
+bench-smoke: build/release/build.ninja
+	cmake --build build/release -j $(JOBS) --target aem_bench
+	./build/release/bench/aem_bench --benchmark_min_time=0.001 > /dev/null
+
+clean:
+	rm -rf build build-rel

@@ -1,0 +1,157 @@
+// bench_runtime.cpp — the runtime core against its baselines. Each benchmark is one operation
+// per iteration; compare them as ratios from the same run (scripts/bench_ratios.py).
+#include <aem/capsule.hpp>
+#include <aem/cross_core.hpp>
+#include <aem/runtime.hpp>
+#include <aem/timer.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/context/fiber.hpp>
+#include <boost/context/pooled_fixedsize_stack.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace ctx = boost::context;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::size_t kStackSize = 64 * 1024;
+
+aem::Config bench_config(unsigned cores) {
+  aem::Config config;
+  config.cores = cores;
+  config.capsules_per_core = 64;
+  config.stack_size = kStackSize;
+  return config;
+}
+
+// BM_RawContextSwitch: two bare Boost.Context fibers; one iteration switches there and back.
+void BM_RawContextSwitch(benchmark::State& state) {
+  ctx::fiber partner([](ctx::fiber&& caller) {
+    for (;;) caller = std::move(caller).resume();
+    return std::move(caller);
+  });
+  for (auto _ : state) partner = std::move(partner).resume();
+}
+BENCHMARK(BM_RawContextSwitch);
+
+// BM_Yield: two capsules yielding to each other through the scheduler; one iteration is one
+// yield each (there and back), the same two switches as BM_RawContextSwitch.
+void BM_Yield(benchmark::State& state) {
+  aem::Runtime rt(bench_config(1));
+  rt.run([&] {
+    bool done = false;
+    auto partner = aem::spawn([&] {
+      while (!done) aem::this_capsule::yield();
+    });
+    for (auto _ : state) aem::this_capsule::yield();
+    done = true;
+    partner->join();
+  });
+}
+BENCHMARK(BM_Yield);
+
+// BM_SpawnJoin: spawn a capsule that returns a value, then join it (guard pages on).
+void BM_SpawnJoin(benchmark::State& state) {
+  aem::Runtime rt(bench_config(1));
+  rt.run([&] {
+    int sum = 0;
+    for (auto _ : state) {
+      auto c = aem::spawn([] { return 1; });
+      sum += c->join();
+    }
+    benchmark::DoNotOptimize(sum);
+  });
+}
+BENCHMARK(BM_SpawnJoin);
+
+// BM_BoostPooledFiber: a Boost.Context fiber on pooled_fixedsize_stack: create, run, destroy.
+void BM_BoostPooledFiber(benchmark::State& state) {
+  ctx::pooled_fixedsize_stack pool(kStackSize);
+  int sum = 0;
+  for (auto _ : state) {
+    ctx::fiber f(std::allocator_arg, pool, [&sum](ctx::fiber&& caller) {
+      ++sum;
+      return std::move(caller);
+    });
+    f = std::move(f).resume();
+  }
+  benchmark::DoNotOptimize(sum);
+}
+BENCHMARK(BM_BoostPooledFiber);
+
+// BM_ThreadSpawnJoin: std::thread create + join.
+void BM_ThreadSpawnJoin(benchmark::State& state) {
+  int sum = 0;
+  for (auto _ : state) {
+    std::thread t([&sum] { ++sum; });
+    t.join();
+  }
+  benchmark::DoNotOptimize(sum);
+}
+BENCHMARK(BM_ThreadSpawnJoin)->UseRealTime();
+
+// BM_TimerArmCancel: register a one-shot timer, then cancel it (public API).
+void BM_TimerArmCancel(benchmark::State& state) {
+  aem::Runtime rt(bench_config(1));
+  rt.run([&] {
+    for (auto _ : state) {
+      auto id = aem::after(1s, [] {});
+      benchmark::DoNotOptimize(aem::cancel(*id));
+    }
+  });
+}
+BENCHMARK(BM_TimerArmCancel);
+
+// BM_CrossCorePingPong: a value to core 1 and back (submit suspends only the capsule).
+void BM_CrossCorePingPong(benchmark::State& state) {
+  aem::Runtime rt(bench_config(2));
+  rt.run([&] {
+    long v = 0;
+    for (auto _ : state) v = *aem::submit(1, [v] { return v + 1; });
+    benchmark::DoNotOptimize(v);
+  });
+}
+BENCHMARK(BM_CrossCorePingPong)->UseRealTime();
+
+// BM_ThreadPingPong: the same round trip between two std::threads with a condition variable.
+void BM_ThreadPingPong(benchmark::State& state) {
+  std::mutex m;
+  std::condition_variable cv;
+  long request = 0, reply = 0;
+  bool has_request = false, has_reply = false, stop = false;
+  std::thread worker([&] {
+    std::unique_lock lock(m);
+    for (;;) {
+      cv.wait(lock, [&] { return has_request || stop; });
+      if (stop) return;
+      has_request = false;
+      reply = request + 1;
+      has_reply = true;
+      cv.notify_all();
+    }
+  });
+  long v = 0;
+  for (auto _ : state) {
+    std::unique_lock lock(m);
+    request = v;
+    has_request = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return has_reply; });
+    has_reply = false;
+    v = reply;
+  }
+  {
+    std::lock_guard lock(m);
+    stop = true;
+  }
+  cv.notify_all();
+  worker.join();
+  benchmark::DoNotOptimize(v);
+}
+BENCHMARK(BM_ThreadPingPong)->UseRealTime();
+
+}  // namespace

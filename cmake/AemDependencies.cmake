@@ -1,0 +1,11 @@
+# Dependencies come from Debian packages (scripts/setup.sh installs them).
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
+find_package(Boost 1.74 REQUIRED COMPONENTS context)
+find_package(mimalloc REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBURING REQUIRED IMPORTED_TARGET liburing>=2.3)
+if(NOT TARGET aem_uring)
+  add_library(aem_uring INTERFACE IMPORTED)
+  target_link_libraries(aem_uring INTERFACE PkgConfig::LIBURING)
+endif()

@@ -1,0 +1,178 @@
+// capsule.hpp — spawning capsules (pooled fibers), joining them, and what a running capsule
+// may ask about itself and its core.
+#pragma once
+
+#include <aem/detail/task.hpp>
+#include <aem/error.hpp>
+#include <aem/export.hpp>
+#include <aem/priority.hpp>
+#include <aem/result.hpp>
+#include <aem/time.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace aem {
+
+// CapsuleId names one spawn: the core in the top 8 bits, a per-core sequence number below.
+using CapsuleId = std::uint64_t;
+
+// kThisCore in SpawnOptions::core means "the core of the calling capsule".
+inline constexpr unsigned kThisCore = ~0u;
+
+// SpawnOptions says where and how urgently a capsule runs.
+struct SpawnOptions {
+  Priority priority = Priority::normal;
+  unsigned core = kThisCore;
+};
+
+namespace detail {
+
+// SpawnSlot is the reservation spawn_begin makes: storage for the task and, for a local spawn,
+// the capsule that will run it.
+struct SpawnSlot {
+  void* storage = nullptr;
+  void* capsule = nullptr;
+  unsigned core = 0;
+  TaskHome home = TaskHome::heap;
+  Priority priority = Priority::normal;
+};
+
+AEM_EXPORT Result<void> spawn_begin(const SpawnOptions& options, std::size_t size, std::size_t align,
+                                    SpawnSlot& slot) noexcept;
+AEM_EXPORT void spawn_commit(const SpawnSlot& slot, TaskState* task) noexcept;
+AEM_EXPORT void spawn_abort(const SpawnSlot& slot) noexcept;
+AEM_EXPORT void task_join_wait(TaskState* task);
+AEM_EXPORT void task_release(TaskState* task) noexcept;
+
+template <typename F>
+using SpawnResult = std::invoke_result_t<std::decay_t<F>&&>;
+
+}  // namespace detail
+
+// Capsule<T> is the handle of a spawned capsule whose function returns T. Dropping the handle
+// detaches the capsule: it runs to completion and its result is discarded.
+//
+// Example:
+//   auto c = aem::spawn([] { return fib(30); }, {.priority = aem::Priority::high});
+//   if (c) std::cout << c->join() << '\n';
+template <typename T>
+class Capsule {
+ public:
+  Capsule() noexcept = default;
+  explicit Capsule(detail::TaskResult<T>* task) noexcept : task_(task) {}
+  Capsule(Capsule&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
+  Capsule& operator=(Capsule&& other) noexcept {
+    if (this != &other) {
+      detach();
+      task_ = std::exchange(other.task_, nullptr);
+    }
+    return *this;
+  }
+  Capsule(const Capsule&) = delete;
+  Capsule& operator=(const Capsule&) = delete;
+  ~Capsule() { detach(); }
+
+  // join suspends the calling capsule until this capsule ends, then returns its value or
+  // rethrows the exception it ended with. Call from a capsule (on any core), once.
+  // Throws std::system_error: errc::invalid_argument if not joinable, errc::not_in_capsule
+  // from a plain thread, or the launch error (errc::resource_limit, errc::shutting_down) of
+  // a capsule spawned on another core that could not be started.
+  T join() {
+    if (task_ == nullptr) throw std::system_error(make_error_code(errc::invalid_argument), "Capsule::join: not joinable");
+    detail::task_join_wait(task_);
+    detail::TaskResult<T>* task = std::exchange(task_, nullptr);
+    struct Release {
+      detail::TaskState* task;
+      ~Release() { detail::task_release(task); }
+    } release{task};
+    return detail::take_outcome<T>(*task);
+  }
+
+  // detach lets the capsule run on without a handle. Call from any thread.
+  void detach() noexcept {
+    if (task_ != nullptr) detail::task_release(std::exchange(task_, nullptr));
+  }
+
+  // done reports whether the capsule's function has returned (a join would not suspend).
+  bool done() const noexcept {
+    return task_ != nullptr && (task_->flags.load(std::memory_order_acquire) & detail::TaskState::kFinished) != 0;
+  }
+  bool joinable() const noexcept { return task_ != nullptr; }
+
+ private:
+  detail::TaskResult<T>* task_ = nullptr;
+};
+
+// spawn starts `fn` in a capsule from the pool of `options.core` (default: the calling
+// capsule's core) at `options.priority`, and returns its handle. Call from a capsule.
+// Errors: errc::not_in_capsule (plain thread), errc::no_such_core, errc::invalid_argument
+// (priority out of range), errc::resource_limit (the core's pool is at Config::max_capsules),
+// errc::map_count_limit (vm.max_map_count reached), errc::shutting_down.
+// A spawn on another core only fails up front for bad arguments; if that core cannot start it,
+// join() reports the error.
+template <typename F>
+Result<Capsule<detail::SpawnResult<F>>> spawn(F&& fn, SpawnOptions options = {}) {
+  using R = detail::SpawnResult<F>;
+  using T = detail::Task<std::decay_t<F>, R>;
+  detail::SpawnSlot slot;
+  if (Result<void> reserved = detail::spawn_begin(options, sizeof(T), alignof(T), slot); !reserved) {
+    return reserved.error();
+  }
+  T* task;
+  try {
+    task = new (slot.storage) T(std::forward<F>(fn));
+  } catch (...) {
+    detail::spawn_abort(slot);
+    throw;
+  }
+  detail::spawn_commit(slot, task);
+  return Capsule<R>(task);
+}
+
+namespace this_capsule {
+
+// yield lets every other ready capsule of equal or higher priority run first. From a plain
+// thread it yields the thread.
+AEM_EXPORT void yield();
+
+// sleep_until suspends the calling capsule until `when` (at most one Config::timer_tick late).
+// From a plain thread it sleeps the thread.
+AEM_EXPORT void sleep_until(TimePoint when);
+
+// sleep_for suspends the calling capsule for at least `d`.
+template <typename Rep, typename Period>
+void sleep_for(std::chrono::duration<Rep, Period> d) {
+  sleep_until(Deadline(d).time_point());
+}
+
+// set_priority changes the calling capsule's priority from its next suspension on.
+// Errors: errc::invalid_argument, errc::not_in_capsule.
+AEM_EXPORT Result<void> set_priority(Priority p);
+
+// priority returns the calling capsule's priority (Priority::normal on a plain thread).
+AEM_EXPORT Priority priority() noexcept;
+
+// id returns the calling capsule's id, or 0 on a plain thread.
+AEM_EXPORT CapsuleId id() noexcept;
+
+// inside reports whether the caller runs in a capsule.
+AEM_EXPORT bool inside() noexcept;
+
+}  // namespace this_capsule
+
+namespace this_core {
+
+// kNone is what id() returns on a thread that is not one of a runtime's cores.
+inline constexpr unsigned kNone = ~0u;
+
+// id returns the index of the core the caller runs on (0..count()-1), or kNone.
+AEM_EXPORT unsigned id() noexcept;
+
+// count returns the number of cores of the caller's runtime (0 on a plain thread).
+AEM_EXPORT unsigned count() noexcept;
+
+}  // namespace this_core
+}  // namespace aem

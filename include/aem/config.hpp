@@ -1,0 +1,48 @@
+// config.hpp — the settings of a Runtime.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace aem {
+
+// BackendKind selects how a core talks to the kernel.
+enum class BackendKind : std::uint8_t {
+  automatic,  // io_uring; the environment variable AEM_BACKEND=io_uring|epoll overrides
+  io_uring,
+};
+
+// Config holds a Runtime's settings; every field has a usable default.
+//
+// Example:
+//   aem::Runtime rt(aem::Config{.cores = 2, .capsules_per_core = 256});
+struct Config {
+  // cores is the number of scheduler threads (0: one per CPU the process may run on).
+  unsigned cores = 0;
+  // pin_threads pins core i to the i-th CPU of the process's affinity mask (modulo its size).
+  bool pin_threads = true;
+  // stack_size is the usable stack of one capsule, rounded up to pages; a PROT_NONE guard page
+  // sits below it. Each capsule costs two memory mappings: vm.max_map_count (65530 by
+  // default) caps a process near 32k capsules in all.
+  std::size_t stack_size = 64 * 1024;
+  // capsules_per_core are mapped when a core starts, so the first spawns never map memory.
+  std::size_t capsules_per_core = 64;
+  // max_capsules caps one core's pool; a spawn beyond it fails with errc::resource_limit.
+  std::size_t max_capsules = 16384;
+  // run_budget is how many capsules a core runs before it reaps completions and timers again.
+  unsigned run_budget = 64;
+  // starvation_budget: after this many consecutive picks that passed over a non-empty lower
+  // priority level, one pick is given to a lower level (0 disables: strict priority).
+  unsigned starvation_budget = 32;
+  // idle_spin is how long an idle core polls its mailbox before it sleeps in the kernel
+  // (cross-core messages then arrive without a system call); 0 sleeps at once.
+  std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
+  // timer_tick is the resolution of each core's timer wheel: a timer fires at most one tick late.
+  std::chrono::nanoseconds timer_tick = std::chrono::microseconds(50);
+  // ring_entries is the submission queue size of each core's io_uring (a power of two).
+  unsigned ring_entries = 256;
+  BackendKind backend = BackendKind::automatic;
+};
+
+}  // namespace aem

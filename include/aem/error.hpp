@@ -1,0 +1,77 @@
+// error.hpp — aem's error codes: one std::error_category for everything the runtime reports.
+//
+// Raw ring operations report -errno like cqe->res; the public API reports failures as a
+// std::error_code, either aem's own category below or std::generic_category() for errno
+// values passed through from the kernel.
+#pragma once
+
+#include <aem/export.hpp>
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace aem {
+
+// errc lists the failures that are aem's own (errno values use std::errc).
+enum class errc : int {
+  ok = 0,
+  resource_limit,        // a configured limit (capsules, registrations, memory) is reached
+  map_count_limit,       // mmap failed near vm.max_map_count: ~32k guarded stacks per process
+  invalid_argument,      // a parameter is out of its documented range
+  not_in_capsule,        // a capsule-only call was made from a plain thread
+  no_such_core,          // core index >= Config::cores
+  stale_event_id,        // the EventId's registration was cancelled (generation mismatch)
+  foreign_event_id,      // the EventId does not belong to this runtime
+  timed_out,             // the call's deadline passed before it could complete
+  cancelled,             // the operation was cancelled before it completed
+  shutting_down,         // the runtime (or the target core) is stopping
+  not_running,           // the runtime has not been started
+  already_running,       // start()/run() on a runtime that is running
+  channel_closed,        // send/receive on a closed Channel
+  would_block,           // a try_* call could not complete immediately
+  out_of_memory,         // an arena or pool could not satisfy a request under the error policy
+  double_free,           // a block was freed twice (arena debug mode)
+  foreign_pointer,       // a pointer that no arena of this runtime handed out
+  unsupported,           // the kernel or build lacks a feature this call needs
+};
+
+// error_category returns the std::error_category of aem::errc values (name "aem").
+AEM_EXPORT const std::error_category& error_category() noexcept;
+
+// make_error_code wraps an aem::errc in a std::error_code.
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+// errno_code wraps a positive errno value (or a negative cqe->res) in std::generic_category.
+inline std::error_code errno_code(int err) noexcept {
+  return {err < 0 ? -err : err, std::generic_category()};
+}
+
+namespace detail {
+
+// StoredError keeps an error without constructing a std::error_code up front: a default
+// std::error_code calls std::system_category() through the PLT, which costs more than the
+// rest of a spawn's bookkeeping on the hot path.
+class StoredError {
+ public:
+  StoredError() noexcept = default;
+  StoredError& operator=(std::error_code e) noexcept {
+    value_ = e.value();
+    category_ = e ? &e.category() : nullptr;
+    return *this;
+  }
+  explicit operator bool() const noexcept { return category_ != nullptr; }
+  std::error_code get() const noexcept { return category_ != nullptr ? std::error_code(value_, *category_) : std::error_code(); }
+
+ private:
+  int value_ = 0;
+  const std::error_category* category_ = nullptr;
+};
+
+}  // namespace detail
+}  // namespace aem
+
+template <>
+struct std::is_error_code_enum<aem::errc> : std::true_type {};

@@ -1,0 +1,93 @@
+// timer.hpp — AEM-style timer registrations: a handler runs in a fresh capsule, at the
+// registration's priority, each time the timer expires.
+#pragma once
+
+#include <aem/event_id.hpp>
+#include <aem/export.hpp>
+#include <aem/priority.hpp>
+#include <aem/result.hpp>
+#include <aem/time.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace aem {
+
+// TimerOptions says how a timer's activations run.
+struct TimerOptions {
+  Priority priority = Priority::normal;
+};
+
+namespace detail {
+
+// TimerSlot is a reservation in the calling core's registration table: `storage` receives the
+// handler (constructed by the template below), then timer_arm starts the timer.
+struct TimerSlot {
+  void* registration = nullptr;
+  void* storage = nullptr;
+};
+
+struct HandlerOps {
+  void (*invoke)(void* handler);
+  void (*destroy)(void* handler) noexcept;
+};
+
+template <typename F>
+inline constexpr HandlerOps kHandlerOps{
+    [](void* h) { std::invoke(*static_cast<F*>(h)); },
+    [](void* h) noexcept { static_cast<F*>(h)->~F(); },
+};
+
+AEM_EXPORT Result<void> timer_reserve(std::size_t size, std::size_t align, const TimerOptions& options,
+                                      TimerSlot& slot) noexcept;
+AEM_EXPORT void timer_unreserve(const TimerSlot& slot) noexcept;
+AEM_EXPORT EventId timer_arm(const TimerSlot& slot, const HandlerOps* ops, TimePoint first, Duration period) noexcept;
+
+template <typename F>
+Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, const TimerOptions& options) {
+  using H = std::decay_t<F>;
+  static_assert(std::is_invocable_v<H&>, "a timer handler is called with no arguments");
+  TimerSlot slot;
+  if (Result<void> reserved = timer_reserve(sizeof(H), alignof(H), options, slot); !reserved) return reserved.error();
+  try {
+    new (slot.storage) H(std::forward<F>(handler));
+  } catch (...) {
+    timer_unreserve(slot);
+    throw;
+  }
+  return timer_arm(slot, &kHandlerOps<H>, first, period);
+}
+
+}  // namespace detail
+
+// after runs `handler` once, in a fresh capsule on the calling capsule's core, when `delay`
+// has passed (at most one Config::timer_tick late). Call from a capsule.
+// Errors: errc::not_in_capsule, errc::invalid_argument (bad priority), errc::resource_limit
+// (the registration table is full: 16M per core), errc::shutting_down.
+//
+// Example:
+//   auto id = aem::after(500ms, [] { log("half a second"); });
+template <typename F>
+Result<EventId> after(Duration delay, F&& handler, TimerOptions options = {}) {
+  return detail::register_timer(std::forward<F>(handler), Deadline(delay).time_point(), Duration::zero(), options);
+}
+
+// every runs `handler` in a fresh capsule each `period` (first after one period) until
+// cancelled. Expiries are never skipped: if the core fell behind, the missed activations run
+// back to back. Errors: as after(), and errc::invalid_argument for a period <= 0.
+template <typename F>
+Result<EventId> every(Duration period, F&& handler, TimerOptions options = {}) {
+  if (period <= Duration::zero()) return make_error_code(errc::invalid_argument);
+  return detail::register_timer(std::forward<F>(handler), Deadline(period).time_point(), period, options);
+}
+
+// cancel stops a registration: no activation starts after it returns (one already running
+// finishes). Call from a capsule on any core; an id of another core is cancelled there.
+// Errors: errc::stale_event_id (cancelled already, or a one-shot timer that has fired),
+// errc::foreign_event_id (another runtime's id, or an invalid one), errc::not_in_capsule.
+AEM_EXPORT Result<void> cancel(EventId id);
+
+}  // namespace aem

@@ -1,0 +1,173 @@
+#include "io/uring_backend.hpp"
+
+#include <cerrno>
+#include <ctime>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace aem::detail {
+namespace {
+
+// user_data values that are not Completion pointers (those are 8-byte aligned).
+constexpr std::uint64_t kIgnoreTag = 1;   // nothing to deliver
+constexpr std::uint64_t kWakeTag = 3;     // a MSG_RING wake-up from another core
+constexpr std::uint64_t kEventfdTag = 5;  // the eventfd read that wakes us from plain threads
+// A failed MSG_RING comes back to the sender as (target backend | kWakeFailedTag): the sender
+// then wakes the target through its eventfd instead, so no wake-up is lost.
+constexpr std::uint64_t kWakeFailedTag = 2;
+
+bool is_tag(std::uint64_t user_data) noexcept { return (user_data & 7u) != 0 || user_data == 0; }
+
+__kernel_timespec to_timespec(std::chrono::nanoseconds d) noexcept {
+  if (d < std::chrono::nanoseconds::zero()) d = std::chrono::nanoseconds::zero();
+  __kernel_timespec ts{};
+  ts.tv_sec = static_cast<long long>(d.count() / 1'000'000'000);
+  ts.tv_nsec = static_cast<long long>(d.count() % 1'000'000'000);
+  return ts;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<UringBackend>> UringBackend::create(unsigned entries) noexcept {
+  std::unique_ptr<UringBackend> backend(new (std::nothrow) UringBackend());
+  if (!backend) return make_error_code(errc::out_of_memory);
+
+  // Ask for the most, take what the kernel grants. SINGLE_ISSUER holds because only this core's
+  // thread ever submits to this ring (other cores reach it through MSG_RING or the eventfd).
+  struct Attempt {
+    unsigned flags;
+    BackendFeatures features;
+  };
+  const Attempt attempts[] = {
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN, {true, true, true}},
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, {true, true, false}},
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN, {true, false, true}},
+      {IORING_SETUP_COOP_TASKRUN, {false, false, true}},
+      {0, {false, false, false}},
+  };
+  int rc = -ENOSYS;
+  for (const Attempt& attempt : attempts) {
+    io_uring_params params{};
+    params.flags = attempt.flags;
+    rc = io_uring_queue_init_params(entries, &backend->ring_, &params);
+    if (rc == 0) {
+      backend->features_ = attempt.features;
+      backend->features_.ext_arg = (params.features & IORING_FEAT_EXT_ARG) != 0;
+      break;
+    }
+    if (rc != -EINVAL) break;  // ENOSYS / EPERM / ENOMEM: no flag set will help
+  }
+  if (rc != 0) return errno_code(rc);
+  backend->ring_ready_ = true;
+
+  if (io_uring_probe* probe = io_uring_get_probe_ring(&backend->ring_)) {
+    backend->features_.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
+    io_uring_free_probe(probe);
+  }
+
+  backend->eventfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (backend->eventfd_ < 0) return errno_code(errno);
+  backend->arm_eventfd();
+  io_uring_submit(&backend->ring_);
+  return backend;
+}
+
+UringBackend::~UringBackend() {
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+  if (eventfd_ >= 0) ::close(eventfd_);
+}
+
+io_uring_sqe* UringBackend::sqe() noexcept {
+  io_uring_sqe* entry = io_uring_get_sqe(&ring_);
+  while (entry == nullptr) {
+    io_uring_submit(&ring_);
+    entry = io_uring_get_sqe(&ring_);
+  }
+  return entry;
+}
+
+void UringBackend::prepare(io_uring_sqe* entry, Completion* completion) noexcept {
+  io_uring_sqe_set_data(entry, completion);
+  ++in_flight_;
+}
+
+void UringBackend::ignore(io_uring_sqe* entry) noexcept { io_uring_sqe_set_data64(entry, kIgnoreTag); }
+
+void UringBackend::arm_eventfd() noexcept {
+  io_uring_sqe* entry = sqe();
+  io_uring_prep_read(entry, eventfd_, &eventfd_value_, sizeof eventfd_value_, 0);
+  io_uring_sqe_set_data64(entry, kEventfdTag);
+  eventfd_armed_ = true;
+}
+
+std::size_t UringBackend::deliver() noexcept {
+  std::size_t delivered = 0;
+  unsigned head;
+  io_uring_cqe* cqe;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    ++seen;
+    const std::uint64_t user_data = cqe->user_data;
+    if (is_tag(user_data)) {
+      if (user_data == kEventfdTag) {
+        eventfd_armed_ = false;
+      } else if ((user_data & 7u) == kWakeFailedTag) {
+        reinterpret_cast<UringBackend*>(static_cast<std::uintptr_t>(user_data & ~std::uint64_t{7}))->wake(nullptr);
+      }
+      continue;
+    }
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more) --in_flight_;
+    auto* completion = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(user_data));
+    completion->complete(completion, cqe->res, more);
+    ++delivered;
+  }
+  io_uring_cq_advance(&ring_, seen);
+  if (!eventfd_armed_) arm_eventfd();
+  return delivered;
+}
+
+std::size_t UringBackend::poll() noexcept {
+  if (features_.defer_taskrun) {
+    // Deferred task work only runs when we enter the kernel asking for events.
+    io_uring_submit_and_get_events(&ring_);
+  } else {
+    io_uring_submit(&ring_);
+  }
+  return deliver();
+}
+
+std::size_t UringBackend::wait(TimePoint deadline) noexcept {
+  io_uring_cqe* cqe = nullptr;
+  if (deadline == TimePoint::max()) {
+    io_uring_submit_and_wait(&ring_, 1);
+  } else {
+    __kernel_timespec ts = to_timespec(deadline - std::chrono::steady_clock::now());
+    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  }
+  return deliver();
+}
+
+void UringBackend::wake(Backend* sender) noexcept {
+  auto* from = dynamic_cast<UringBackend*>(sender);
+  if (from != nullptr && from->features_.msg_ring) {
+    io_uring_sqe* entry = from->sqe();
+    io_uring_prep_msg_ring(entry, ring_.ring_fd, 0, kWakeTag, 0);
+    io_uring_sqe_set_data64(entry, reinterpret_cast<std::uintptr_t>(this) | kWakeFailedTag);
+    entry->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_submit(&from->ring_);
+    return;
+  }
+  const std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t written = ::write(eventfd_, &one, sizeof one);
+}
+
+void UringBackend::cancel_all() noexcept {
+  if (in_flight_ == 0) return;
+  io_uring_sqe* entry = sqe();
+  io_uring_prep_cancel(entry, nullptr, IORING_ASYNC_CANCEL_ANY);
+  io_uring_sqe_set_data64(entry, kIgnoreTag);
+  io_uring_submit(&ring_);
+}
+
+}  // namespace aem::detail

@@ -1,0 +1,59 @@
+// capsule_control.hpp — the control block of one pooled capsule. It lives at the top of the
+// capsule's own stack mapping, so spawning touches memory that is already mapped and warm.
+#pragma once
+
+#include "io/timer_wheel.hpp"
+#include "runtime/context.hpp"
+#include "runtime/stack.hpp"
+
+#include <aem/capsule.hpp>
+#include <aem/detail/mail_node.hpp>
+#include <aem/detail/task.hpp>
+#include <aem/detail/waiter.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace aem::detail {
+
+class Core;
+
+// CoreTimer is a timer wheel node with something to do when it fires (node first, so the
+// wheel's TimerNode* converts back).
+struct CoreTimer {
+  TimerNode node;
+  void (*fire)(CoreTimer* self) noexcept = nullptr;
+  void* owner = nullptr;
+};
+
+enum class CapsuleState : std::uint8_t { pooled, ready, running, suspended, finished };
+
+// MailKind says what a MailNode delivered to a core's mailbox asks for.
+enum MailKind : std::uint8_t {
+  kMailWake = 1,     // owner: CapsuleControl to make ready
+  kMailRecycle = 2,  // owner: CapsuleControl whose handle was dropped on another core
+  kMailSpawn = 3,    // owner: TaskState to run in a fresh capsule
+};
+
+// kFrameBytes of each capsule's control block hold its task (callable + result) when they
+// fit, so a local spawn allocates nothing.
+inline constexpr std::size_t kFrameBytes = 448;
+
+struct CapsuleControl {
+  Context context;
+  CapsuleControl* ready_next = nullptr;  // ready queue or pool free list
+  Priority priority = Priority::normal;
+  CapsuleState state = CapsuleState::pooled;
+  Core* core = nullptr;
+  CapsuleId id = 0;
+  TaskState* task = nullptr;
+  Waiter* waiter = nullptr;  // the interruptible wait it is suspended in, if any
+  CoreTimer timer;           // that wait's deadline
+  MailNode mail;
+  StackMapping stack;
+  GuardWatch guard;
+  CapsuleControl* all_next = nullptr;  // every capsule of the core, for teardown
+  alignas(std::max_align_t) unsigned char frame[kFrameBytes];
+};
+
+}  // namespace aem::detail

@@ -1,0 +1,342 @@
+#include "runtime/core.hpp"
+
+#include "runtime/runtime_impl.hpp"
+#include "runtime/task_memory.hpp"
+
+#include <algorithm>
+#include <new>
+#include <unistd.h>
+
+namespace aem::detail {
+namespace {
+
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+}  // namespace
+
+Core::Core(RuntimeImpl& runtime, unsigned index) noexcept
+    : runtime_(runtime), index_(index), config_(runtime.config()), ready_(runtime.config().starvation_budget) {}
+
+Core::~Core() { teardown(); }
+
+const GuardWatch* Core::running_guard() noexcept {
+  Core* core = t_current;
+  return core != nullptr && core->current_ != nullptr ? &core->current_->guard : nullptr;
+}
+
+Result<void> Core::init() noexcept {
+  // A Runtime can be started again after a stop: nothing of the last run may linger.
+  stop_seen_ = false;
+  current_ = nullptr;
+  closing_.store(false, std::memory_order_seq_cst);
+  t_current = this;
+  context_adopt_thread(scheduler_);
+  set_guard_lookup(&running_guard);
+  if (Result<void> handler = install_overflow_handler(); !handler) return handler;
+  auto backend = UringBackend::create(config_.ring_entries);
+  if (!backend) return backend.error();
+  backend_ = std::move(*backend);
+  wheel_.reset(new (std::nothrow) TimerWheel(std::chrono::duration_cast<std::chrono::nanoseconds>(config_.timer_tick),
+                                             Clock::now()));
+  if (!wheel_) return make_error_code(errc::out_of_memory);
+  events_.reset(new (std::nothrow) EventTable(*this, runtime_.tag()));
+  if (!events_) return make_error_code(errc::out_of_memory);
+  const std::size_t initial = std::min(config_.capsules_per_core, config_.max_capsules);
+  if (initial > 0) {
+    if (Result<void> grown = grow_pool(initial); !grown) return grown;
+  }
+  return {};
+}
+
+Result<void> Core::grow_pool(std::size_t count) noexcept {
+  for (std::size_t i = 0; i < count; ++i) {
+    auto mapping = map_guarded_stack(config_.stack_size, sizeof(CapsuleControl));
+    if (!mapping) return mapping.error();
+    auto* capsule = new (mapping->top_reserve) CapsuleControl();
+    capsule->stack = *mapping;
+    capsule->core = this;
+    capsule->timer.owner = capsule;
+    capsule->timer.fire = &on_wait_deadline;
+    capsule->guard.guard_high = reinterpret_cast<std::uintptr_t>(mapping->usable);
+    const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(mapping->base);
+    capsule->guard.guard_low = base > 64 * 1024 ? base - 64 * 1024 : 0;
+    // Name the size the application asked for (page-rounded), not the slack above it.
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    capsule->guard.stack_kib = (config_.stack_size + page - 1) / page * page / 1024;
+    context_make(capsule->context, mapping->usable, mapping->usable_size, &capsule_main, capsule);
+    capsule->all_next = all_;
+    all_ = capsule;
+    ++capsules_;
+    recycle(capsule);
+  }
+  return {};
+}
+
+Result<CapsuleControl*> Core::acquire_capsule() noexcept {
+  if (pool_ == nullptr) {
+    if (capsules_ >= config_.max_capsules) return make_error_code(errc::resource_limit);
+    const std::size_t want = std::min(std::max<std::size_t>(capsules_, 16), config_.max_capsules - capsules_);
+    if (Result<void> grown = grow_pool(want); !grown && pool_ == nullptr) return grown.error();
+  }
+  CapsuleControl* capsule = pool_;
+  pool_ = capsule->ready_next;
+  capsule->ready_next = nullptr;
+  --pooled_;
+  return capsule;
+}
+
+void Core::recycle(CapsuleControl* capsule) noexcept {
+  capsule->state = CapsuleState::pooled;
+  capsule->task = nullptr;
+  capsule->ready_next = pool_;
+  pool_ = capsule;
+  ++pooled_;
+}
+
+void Core::launch(CapsuleControl* capsule, TaskState* task) noexcept {
+  capsule->task = task;
+  capsule->priority = task->priority;
+  capsule->id = (static_cast<CapsuleId>(index_) << 56) | next_sequence_++;
+  capsule->guard.capsule_id = capsule->id;
+  task->capsule_id = capsule->id;
+  if (task->home == TaskHome::capsule_frame) task->capsule = capsule;
+  make_ready(capsule);
+}
+
+void Core::wake_remote(CapsuleControl* capsule) noexcept {
+  Core* home = capsule->core;
+  capsule->mail.owner = capsule;
+  capsule->mail.kind = kMailWake;
+  home->post(&capsule->mail);
+}
+
+void Core::post(MailNode* node) noexcept {
+  mailbox_.push(node);
+  notify();
+}
+
+void Core::notify() noexcept {
+  // A thread that is not a core may notify while this core tears down: announce ourselves so
+  // teardown waits before it closes the backend, and stay away once it is closing.
+  notifiers_.fetch_add(1, std::memory_order_seq_cst);
+  // Pairs with the fence in idle(): either the core sees our message before it sleeps, or we
+  // see that it sleeps and wake it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!closing_.load(std::memory_order_seq_cst) && sleeping_.load(std::memory_order_relaxed) &&
+      sleeping_.exchange(false, std::memory_order_acq_rel)) {
+    backend_->wake(t_current != nullptr ? t_current->backend_.get() : nullptr);
+  }
+  notifiers_.fetch_sub(1, std::memory_order_release);
+}
+
+// ---- switching -------------------------------------------------------------------------
+
+void Core::capsule_main(void* arg) {
+  auto* self = static_cast<CapsuleControl*>(arg);
+  for (;;) {
+    TaskState* task = self->task;
+    task->run(task);
+    Core* core = self->core;
+    const bool frame_home = task->home == TaskHome::capsule_frame;
+    self->state = CapsuleState::finished;
+    core->complete(task);
+    // A task in the capsule's frame keeps the capsule until its handle lets go; complete()
+    // recycled it already if the handle was gone.
+    if (!frame_home) core->recycle(self);
+    core->switch_away(self);
+  }
+}
+
+// ---- task life -------------------------------------------------------------------------
+
+void Core::complete(TaskState* task) noexcept {
+  const bool root = runtime_.is_root(task);
+  // While a joiner is parked on the task, or its handle is gone, nobody else touches `flags`:
+  // a plain store will do. Otherwise the handle may be joined or dropped on another core at
+  // this very moment, and only an atomic exchange settles who was first.
+  std::uint32_t prior = task->flags.load(std::memory_order_acquire);
+  if ((prior & (TaskState::kJoinWaiting | TaskState::kReleased)) != 0) {
+    task->flags.store(prior | TaskState::kFinished, std::memory_order_release);
+  } else {
+    prior = task->flags.fetch_or(TaskState::kFinished, std::memory_order_acq_rel);
+  }
+  // From here a caller-owned task may vanish unless a joiner is parked on it.
+  if ((prior & TaskState::kJoinWaiting) != 0) wake(static_cast<CapsuleControl*>(task->joiner));
+  if ((prior & TaskState::kReleased) != 0) dispose_task(task);
+  if (root) runtime_.request_stop();
+  const std::int64_t left = live_.load(std::memory_order_relaxed) - 1;
+  live_.store(left, std::memory_order_release);
+  if (left == 0 && runtime_.stopping()) runtime_.notify_all();
+}
+
+void Core::dispose_task(TaskState* task) noexcept {
+  switch (task->home) {
+    case TaskHome::capsule_frame: {
+      auto* capsule = static_cast<CapsuleControl*>(task->capsule);
+      task->dispose(task);
+      recycle(capsule);
+      break;
+    }
+    case TaskHome::heap:
+      task->dispose(task);
+      task_free(task);
+      break;
+    case TaskHome::caller:
+      break;
+  }
+}
+
+void Core::start_remote_task(TaskState* task) noexcept {
+  // Accepted before the stop or by a capsule that is still live: it runs even while stopping.
+  auto capsule = acquire_capsule();
+  if (!capsule) {
+    // No capsule to run it: report the failure to whoever waits for the outcome.
+    task->launch_error = capsule.error();
+    task->run(task);
+    complete(task);
+    return;
+  }
+  launch(*capsule, task);
+}
+
+// ---- the loop --------------------------------------------------------------------------
+
+bool Core::drain_mail() noexcept {
+  bool any = false;
+  while (MailNode* node = mailbox_.pop()) {
+    any = true;
+    switch (node->kind) {
+      case kMailWake:
+        make_ready(static_cast<CapsuleControl*>(node->owner));
+        break;
+      case kMailRecycle: {
+        auto* capsule = static_cast<CapsuleControl*>(node->owner);
+        dispose_task(capsule->task);
+        break;
+      }
+      case kMailSpawn:
+        count_task();  // before un-counting it as incoming: the sum never dips to zero
+        incoming_.fetch_sub(1, std::memory_order_seq_cst);
+        start_remote_task(static_cast<TaskState*>(node->owner));
+        break;
+      default:
+        break;
+    }
+  }
+  return any;
+}
+
+void Core::on_wait_deadline(CoreTimer* timer) noexcept {
+  auto* capsule = static_cast<CapsuleControl*>(timer->owner);
+  Waiter* waiter = capsule->waiter;
+  if (waiter == nullptr) return;
+  WakeReason expected = WakeReason::pending;
+  if (waiter->reason.compare_exchange_strong(expected, WakeReason::timed_out, std::memory_order_acq_rel)) {
+    capsule->core->make_ready(capsule);
+  }
+}
+
+void Core::expire_timers() noexcept {
+  if (wheel_->empty()) return;
+  wheel_->advance(Clock::now(), [](TimerNode& node) {
+    auto* timer = reinterpret_cast<CoreTimer*>(&node);
+    timer->fire(timer);
+  });
+}
+
+void Core::run_ready() noexcept {
+  turn_budget_ = config_.run_budget;
+  while (turn_budget_ > 0) {
+    CapsuleControl* next = ready_.pop();
+    if (next == nullptr) break;
+    --turn_budget_;
+    resume(scheduler_, next);
+  }
+}
+
+void Core::on_stop() noexcept {
+  stop_seen_ = true;
+  events_->cancel_all();  // no timer starts a task from now on
+  runtime_.note_core_stopped();
+  // Wake every capsule parked in an interruptible wait: it unwinds (see throw_forced_unwind).
+  for (CapsuleControl* capsule = all_; capsule != nullptr; capsule = capsule->all_next) {
+    Waiter* waiter = capsule->waiter;
+    if (capsule->state != CapsuleState::suspended || waiter == nullptr || !waiter->interruptible) continue;
+    WakeReason expected = WakeReason::pending;
+    if (waiter->reason.compare_exchange_strong(expected, WakeReason::interrupted, std::memory_order_acq_rel)) {
+      if (capsule->timer.node.armed()) wheel_->cancel(capsule->timer.node);
+      make_ready(capsule);
+    }
+  }
+  backend_->cancel_all();
+}
+
+bool Core::can_exit() const noexcept {
+  return stop_seen_ && ready_.empty() && mailbox_.empty() && runtime_.all_cores_stopped() && runtime_.live_total() == 0;
+}
+
+void Core::idle() noexcept {
+  const TimePoint deadline = wheel_->next_wakeup();
+  if (config_.idle_spin.count() > 0) {
+    TimePoint now = Clock::now();
+    const TimePoint spin_until = std::min(deadline, now + std::chrono::duration_cast<Duration>(config_.idle_spin));
+    for (unsigned i = 1; now < spin_until; ++i) {
+      if (!mailbox_.empty()) return;
+      if ((i & 63) == 0) {
+        now = Clock::now();
+        if (backend_->in_flight() > 0 && backend_->poll() > 0) return;
+      }
+      cpu_relax();
+    }
+  }
+  sleeping_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!mailbox_.empty() || runtime_.stopping() != stop_seen_ || can_exit()) {
+    sleeping_.store(false, std::memory_order_relaxed);
+    return;
+  }
+  backend_->wait(deadline);
+  sleeping_.store(false, std::memory_order_relaxed);
+}
+
+void Core::loop() noexcept {
+  for (;;) {
+    // Timers first: switching hands control back here early when one is due (timers_due).
+    expire_timers();
+    drain_mail();
+    if (events_->has_pending()) events_->retry_pending();
+    run_ready();
+    if (backend_->has_work()) backend_->poll();
+    if (!ready_.empty() || !mailbox_.empty()) continue;
+    if (runtime_.stopping()) {
+      if (!stop_seen_) {
+        on_stop();  // wakes parked capsules: run them before anything else
+        continue;
+      }
+      if (can_exit()) break;
+    }
+    idle();
+  }
+}
+
+void Core::teardown() noexcept {
+  closing_.store(true, std::memory_order_seq_cst);
+  while (notifiers_.load(std::memory_order_acquire) != 0) __builtin_ia32_pause();
+  while (all_ != nullptr) {
+    CapsuleControl* capsule = all_;
+    all_ = capsule->all_next;
+    context_release(capsule->context);
+    StackMapping mapping = capsule->stack;
+    capsule->~CapsuleControl();
+    unmap_stack(mapping);
+  }
+  pool_ = nullptr;
+  capsules_ = pooled_ = 0;
+  events_.reset();
+  backend_.reset();
+  wheel_.reset();
+  remove_thread_altstack();
+  if (t_current == this) t_current = nullptr;
+}
+
+}  // namespace aem::detail

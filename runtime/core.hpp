@@ -1,0 +1,178 @@
+// core.hpp — one scheduler core: a pinned thread that owns a capsule pool, a priority ready
+// queue, a timer wheel, a mailbox and an io_uring, and runs the loop
+//   run ready capsules (a budget per turn) → submit + reap completions → expire timers →
+//   when nothing is ready: spin briefly on the mailbox, then sleep in one io_uring_enter.
+// Everything here runs on the core's own thread unless a comment says "any thread".
+#pragma once
+
+#include "io/timer_wheel.hpp"
+#include "io/uring_backend.hpp"
+#include "runtime/capsule_control.hpp"
+#include "runtime/context.hpp"
+#include "runtime/event_table.hpp"
+#include "runtime/mpsc_queue.hpp"
+#include "runtime/ready_queue.hpp"
+
+#include <aem/config.hpp>
+#include <aem/result.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace aem::detail {
+
+class RuntimeImpl;
+
+class Core {
+ public:
+  Core(RuntimeImpl& runtime, unsigned index) noexcept;
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  // init creates the ring, the wheel and the first capsules. Call on the core's thread.
+  Result<void> init() noexcept;
+  // loop runs until the runtime is stopping and no task is live on any core.
+  void loop() noexcept;
+  // teardown unmaps the capsules and closes the ring, once every core has left its loop.
+  void teardown() noexcept;
+
+  // current_core returns the core of the calling thread, or nullptr.
+  static Core* current_core() noexcept { return t_current; }
+
+  unsigned index() const noexcept { return index_; }
+  RuntimeImpl& runtime() noexcept { return runtime_; }
+  UringBackend& backend() noexcept { return *backend_; }
+  TimerWheel& wheel() noexcept { return *wheel_; }
+  EventTable* events() noexcept { return events_.get(); }
+  // current returns the running capsule, or nullptr in the scheduler.
+  CapsuleControl* current() const noexcept { return current_; }
+
+  // acquire_capsule takes a capsule from the pool, growing the pool when it is empty.
+  // Errors: errc::resource_limit (Config::max_capsules), errc::map_count_limit, errno.
+  Result<CapsuleControl*> acquire_capsule() noexcept;
+  // launch makes `capsule` run `task` (counted already, its runner set to this core before it
+  // was handed over: a joiner on another core reads it) at the task's priority.
+  void launch(CapsuleControl* capsule, TaskState* task) noexcept;
+  // make_ready queues a suspended capsule of this core.
+  void make_ready(CapsuleControl* capsule) noexcept {
+    capsule->state = CapsuleState::ready;
+    ready_.push(capsule);
+  }
+  // suspend parks the running capsule until someone calls make_ready / wake on it.
+  void suspend() noexcept {
+    CapsuleControl* self = current_;
+    self->state = CapsuleState::suspended;
+    switch_away(self);
+  }
+  // yield requeues the running capsule behind the ready capsules of its level.
+  void yield() noexcept {
+    if (ready_.empty()) return;  // nobody else could run: no switch at all
+    CapsuleControl* self = current_;
+    make_ready(self);
+    switch_away(self);
+  }
+  // recycle returns a capsule whose task is disposed of to the pool.
+  void recycle(CapsuleControl* capsule) noexcept;
+
+  // wake makes `capsule` ready on its own core. Any thread.
+  static void wake(CapsuleControl* capsule) noexcept {
+    if (capsule->core == t_current) capsule->core->make_ready(capsule);
+    else wake_remote(capsule);
+  }
+  static void wake_remote(CapsuleControl* capsule) noexcept;
+  // post delivers `node` to this core's mailbox and wakes the core if it sleeps. Any thread.
+  void post(MailNode* node) noexcept;
+  // notify wakes the core if it sleeps, so it re-reads the runtime's state. Any thread.
+  void notify() noexcept;
+  // Task accounting, so that a stopping runtime knows when nothing is left anywhere:
+  // count_task (this core) counts a task it starts; count_incoming (any thread) one that
+  // another thread hands it through the mailbox, until it picks it up; uncount_incoming
+  // takes that back when the hand-over is refused. outstanding (any thread) sums both.
+  void count_task() noexcept { live_.store(live_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  void count_incoming() noexcept { incoming_.fetch_add(1, std::memory_order_seq_cst); }
+  void uncount_incoming() noexcept { incoming_.fetch_sub(1, std::memory_order_seq_cst); }
+  std::int64_t outstanding() const noexcept {
+    // incoming first: a pick-up raises live_ before it lowers incoming_.
+    const std::int64_t incoming = incoming_.load(std::memory_order_seq_cst);
+    return incoming + live_.load(std::memory_order_seq_cst);
+  }
+
+  // complete settles a finished task with its handle (wakes a joiner, disposes of the task if
+  // the handle is gone) and un-counts it. `capsule` ran it, or is nullptr if none could.
+  void complete(TaskState* task) noexcept;
+  // dispose_task destroys a task nobody needs any more (and recycles its frame's capsule).
+  void dispose_task(TaskState* task) noexcept;
+
+  std::size_t pooled() const noexcept { return pooled_; }
+  std::size_t capsules() const noexcept { return capsules_; }
+
+ private:
+  static const GuardWatch* running_guard() noexcept;
+  static void capsule_main(void* arg);
+  static void on_wait_deadline(CoreTimer* timer) noexcept;
+  // switch_away leaves `from` (suspended, ready or finished) for the next ready capsule, or for
+  // the scheduler when none is ready or the turn's budget is spent.
+  void switch_away(CapsuleControl* from) noexcept {
+    CapsuleControl* next = turn_budget_ > 0 && !timers_due() ? ready_.pop() : nullptr;
+    if (next == from) {  // a yield with nobody of its level or above to run
+      from->state = CapsuleState::running;
+      return;
+    }
+    if (next != nullptr) {
+      --turn_budget_;
+      resume(from->context, next);  // straight to the next capsule, not via the scheduler
+    } else {
+      current_ = nullptr;
+      context_switch(from->context, scheduler_);
+    }
+  }
+  // timers_due tells capsule-to-capsule switching to go back to the scheduler when a timer
+  // has expired, so a turn of busy capsules delays timers by a few capsules, not a whole turn.
+  // The clock is read on every 8th switch, and only while timers are armed.
+  bool timers_due() noexcept {
+    if (wheel_->empty() || (++switches_ & 7u) != 0) return false;
+    return Clock::now() >= wheel_->next_wakeup();
+  }
+  void resume(Context& from, CapsuleControl* next) noexcept {
+    next->state = CapsuleState::running;
+    current_ = next;
+    context_switch(from, next->context);
+  }
+  void run_ready() noexcept;
+  bool drain_mail() noexcept;
+  void expire_timers() noexcept;
+  void idle() noexcept;
+  void start_remote_task(TaskState* task) noexcept;
+  void on_stop() noexcept;
+  bool can_exit() const noexcept;
+  Result<void> grow_pool(std::size_t count) noexcept;
+
+  RuntimeImpl& runtime_;
+  const unsigned index_;
+  const Config& config_;
+  Context scheduler_;
+  CapsuleControl* current_ = nullptr;
+  ReadyQueue<CapsuleControl> ready_;
+  CapsuleControl* pool_ = nullptr;
+  CapsuleControl* all_ = nullptr;
+  std::size_t capsules_ = 0;
+  std::size_t pooled_ = 0;
+  std::unique_ptr<UringBackend> backend_;
+  std::unique_ptr<TimerWheel> wheel_;
+  std::unique_ptr<EventTable> events_;
+  unsigned turn_budget_ = 0;
+  unsigned switches_ = 0;
+  std::uint64_t next_sequence_ = 1;
+  bool stop_seen_ = false;
+  MpscQueue mailbox_;
+  alignas(64) std::atomic<bool> sleeping_{false};
+  std::atomic<bool> closing_{false};
+  std::atomic<int> notifiers_{0};
+  alignas(64) std::atomic<std::int64_t> live_{0};  // written by this core only
+  std::atomic<std::int64_t> incoming_{0};
+  inline static thread_local Core* t_current = nullptr;
+};
+
+}  // namespace aem::detail

@@ -1,0 +1,82 @@
+// ready_queue.hpp — a core's ready capsules, ordered by priority: strict across levels
+// (within the anti-starvation budget), FIFO within a level; push and pop are O(1) (a bitmap of
+// non-empty levels and an intrusive FIFO per level).
+#pragma once
+
+#include <aem/priority.hpp>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace aem::detail {
+
+// ReadyQueue<Node> needs `Node* ready_next` and `Priority priority` members.
+//
+// Starvation bound: when `budget` > 0, after `budget` consecutive pops that passed over a
+// non-empty lower level, the next pop serves a lower level instead; those turns sweep the
+// non-empty lower levels from high to low and wrap. So while higher levels are flooded, a node
+// with k nodes ahead of it in its own level is popped within (k+1)·(kPriorityLevels−1)·(budget+1)
+// pops. budget == 0 means strict priority.
+template <typename Node>
+class ReadyQueue {
+ public:
+  explicit ReadyQueue(unsigned budget = 32) noexcept : budget_(budget) {}
+
+  void push(Node* node) noexcept {
+    const unsigned level = static_cast<unsigned>(node->priority);
+    node->ready_next = nullptr;
+    Fifo& fifo = levels_[level];
+    if (fifo.tail != nullptr) fifo.tail->ready_next = node;
+    else fifo.head = node;
+    fifo.tail = node;
+    bitmap_ |= 1u << level;
+    ++size_;
+  }
+
+  Node* pop() noexcept {
+    if (bitmap_ == 0) return nullptr;
+    const unsigned top = highest(bitmap_);
+    unsigned level = top;
+    if ((bitmap_ & (bitmap_ - 1)) == 0) {  // one level only: nothing is passed over
+      bypassed_ = 0;
+    } else if (budget_ != 0 && ++bypassed_ > budget_) {
+      const std::uint32_t lower = bitmap_ & ((1u << top) - 1);
+      bypassed_ = 0;
+      const std::uint32_t at_or_below_cursor = lower & ((2u << cursor_) - 1);
+      level = highest(at_or_below_cursor != 0 ? at_or_below_cursor : lower);
+      cursor_ = level == 0 ? kPriorityLevels - 1 : level - 1;
+    }
+    Fifo& fifo = levels_[level];
+    Node* node = fifo.head;
+    fifo.head = node->ready_next;
+    if (fifo.head == nullptr) {
+      fifo.tail = nullptr;
+      bitmap_ &= ~(1u << level);
+    }
+    --size_;
+    return node;
+  }
+
+  bool empty() const noexcept { return bitmap_ == 0; }
+  std::size_t size() const noexcept { return size_; }
+  // highest_level returns the highest non-empty level; precondition: !empty().
+  unsigned highest_level() const noexcept { return highest(bitmap_); }
+  void set_budget(unsigned budget) noexcept { budget_ = budget; }
+
+ private:
+  struct Fifo {
+    Node* head = nullptr;
+    Node* tail = nullptr;
+  };
+  static unsigned highest(std::uint32_t bits) noexcept { return 31u - static_cast<unsigned>(std::countl_zero(bits)); }
+
+  Fifo levels_[kPriorityLevels];
+  std::uint32_t bitmap_ = 0;
+  unsigned budget_;
+  unsigned bypassed_ = 0;
+  unsigned cursor_ = kPriorityLevels - 1;
+  std::size_t size_ = 0;
+};
+
+}  // namespace aem::detail

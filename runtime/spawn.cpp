@@ -1,0 +1,244 @@
+// spawn.cpp — the non-template half of spawn, join, post/submit and this_capsule/this_core.
+#include "runtime/core.hpp"
+#include "runtime/runtime_impl.hpp"
+#include "runtime/task_memory.hpp"
+
+#include <aem/capsule.hpp>
+#include <aem/cross_core.hpp>
+
+#include <thread>
+
+namespace aem {
+namespace detail {
+namespace {
+
+CapsuleControl* running_capsule() noexcept {
+  Core* core = Core::current_core();
+  return core != nullptr ? core->current() : nullptr;
+}
+
+}  // namespace
+
+Result<void> spawn_begin(const SpawnOptions& options, std::size_t size, std::size_t align, SpawnSlot& slot) noexcept {
+  Core* core = Core::current_core();
+  if (core == nullptr || core->current() == nullptr) return make_error_code(errc::not_in_capsule);
+  if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
+  RuntimeImpl& runtime = core->runtime();
+  const unsigned target = options.core == kThisCore ? core->index() : options.core;
+  if (target >= runtime.core_count()) return make_error_code(errc::no_such_core);
+  if (runtime.stopping()) return make_error_code(errc::shutting_down);
+  slot.core = target;
+  slot.priority = options.priority;
+  slot.capsule = nullptr;
+  if (target == core->index()) {
+    auto capsule = core->acquire_capsule();
+    if (!capsule) return capsule.error();
+    slot.capsule = *capsule;
+    if (size <= kFrameBytes && align <= alignof(std::max_align_t)) {
+      slot.storage = (*capsule)->frame;
+      slot.home = TaskHome::capsule_frame;
+      return {};
+    }
+  }
+  try {
+    slot.storage = task_allocate(size, align);
+  } catch (const std::bad_alloc&) {
+    if (slot.capsule != nullptr) core->recycle(static_cast<CapsuleControl*>(slot.capsule));
+    return make_error_code(errc::out_of_memory);
+  }
+  slot.home = TaskHome::heap;
+  return {};
+}
+
+void spawn_abort(const SpawnSlot& slot) noexcept {
+  if (slot.home == TaskHome::heap) task_free(slot.storage);
+  if (slot.capsule != nullptr) Core::current_core()->recycle(static_cast<CapsuleControl*>(slot.capsule));
+}
+
+void spawn_commit(const SpawnSlot& slot, TaskState* task) noexcept {
+  task->home = slot.home;
+  task->priority = slot.priority;
+  Core* core = Core::current_core();
+  if (slot.capsule != nullptr) {
+    task->runner = core;
+    core->count_task();
+    core->launch(static_cast<CapsuleControl*>(slot.capsule), task);
+    return;
+  }
+  // Another core: its pool is its own, so the task travels there and takes a capsule there.
+  // The spawning capsule is live, so the target cannot have left its loop.
+  Core& target = core->runtime().core(slot.core);
+  task->runner = &target;
+  target.count_incoming();
+  task->mail.owner = task;
+  task->mail.kind = kMailSpawn;
+  target.post(&task->mail);
+}
+
+void task_join_wait(TaskState* task) {
+  CapsuleControl* self = running_capsule();
+  if (self == nullptr) throw std::system_error(make_error_code(errc::not_in_capsule), "Capsule::join");
+  const std::uint32_t seen = task->flags.load(std::memory_order_acquire);
+  if ((seen & TaskState::kFinished) != 0) return;
+  task->joiner = self;
+  if (task->runner == self->core) {
+    // The task finishes on this very thread, so it cannot finish while we look.
+    task->flags.store(seen | TaskState::kJoinWaiting, std::memory_order_relaxed);
+  } else {
+    const std::uint32_t prior = task->flags.fetch_or(TaskState::kJoinWaiting, std::memory_order_acq_rel);
+    if ((prior & TaskState::kFinished) != 0) return;
+  }
+  self->core->suspend();  // Core::complete wakes us
+}
+
+void task_release(TaskState* task) noexcept {
+  std::uint32_t prior;
+  if (task->runner == Core::current_core()) {
+    prior = task->flags.load(std::memory_order_relaxed);  // no concurrent finish: see task_join_wait
+    task->flags.store(prior | TaskState::kReleased, std::memory_order_relaxed);
+  } else {
+    prior = task->flags.fetch_or(TaskState::kReleased, std::memory_order_acq_rel);
+  }
+  if ((prior & TaskState::kFinished) == 0) return;  // the capsule disposes of it when it ends
+  if (task->home == TaskHome::heap) {
+    task->dispose(task);
+    task_free(task);
+    return;
+  }
+  // In a capsule's frame: the capsule goes back to its own core's pool.
+  auto* capsule = static_cast<CapsuleControl*>(task->capsule);
+  Core* home = capsule->core;
+  if (Core::current_core() == home) {
+    home->dispose_task(task);
+  } else {
+    capsule->mail.owner = capsule;
+    capsule->mail.kind = kMailRecycle;
+    home->post(&capsule->mail);
+  }
+}
+
+Result<void> submit_remote(unsigned core_index, TaskState* task) {
+  CapsuleControl* self = running_capsule();
+  if (self == nullptr) return make_error_code(errc::not_in_capsule);
+  if (!is_valid(task->priority)) return make_error_code(errc::invalid_argument);
+  Core* core = self->core;
+  RuntimeImpl& runtime = core->runtime();
+  if (core_index >= runtime.core_count()) return make_error_code(errc::no_such_core);
+  if (runtime.stopping()) return make_error_code(errc::shutting_down);
+  Core& target = runtime.core(core_index);
+  if (&target == core) {
+    // Same core: run it in a fresh capsule so it may block like any capsule, and wait.
+    auto capsule = core->acquire_capsule();
+    if (!capsule) return capsule.error();
+    task->runner = core;
+    core->count_task();
+    core->launch(*capsule, task);
+  } else {
+    task->runner = &target;
+    target.count_incoming();
+    task->mail.owner = task;
+    task->mail.kind = kMailSpawn;
+    target.post(&task->mail);
+  }
+  task_join_wait(task);
+  return {};
+}
+
+void throw_forced_unwind() { throw ForcedUnwind{}; }
+
+// ---- Waiter ------------------------------------------------------------------------------
+
+Waiter::Waiter() {
+  capsule = running_capsule();
+  if (capsule == nullptr) throw std::system_error(make_error_code(errc::not_in_capsule), "aem: blocking call outside a capsule");
+}
+
+bool Waiter::notify() noexcept {
+  WakeReason expected = WakeReason::pending;
+  if (!reason.compare_exchange_strong(expected, WakeReason::notified, std::memory_order_acq_rel)) return false;
+  Core::wake(static_cast<CapsuleControl*>(capsule));
+  return true;
+}
+
+WakeReason Waiter::wait(Deadline deadline) {
+  auto* self = static_cast<CapsuleControl*>(capsule);
+  Core* core = self->core;
+  interruptible = std::uncaught_exceptions() == 0;
+  WakeReason expected = WakeReason::pending;
+  // Give up at once when stopping or already past the deadline, unless a notifier got here
+  // first: then its wake-up is on the way and we must take it.
+  if (interruptible && core->runtime().stopping()) {
+    if (reason.compare_exchange_strong(expected, WakeReason::interrupted, std::memory_order_acq_rel)) return WakeReason::interrupted;
+  } else if (deadline.expired()) {
+    if (reason.compare_exchange_strong(expected, WakeReason::timed_out, std::memory_order_acq_rel)) return WakeReason::timed_out;
+  }
+  self->waiter = this;
+  const bool timed = !deadline.is_never();
+  if (timed) core->wheel().arm(self->timer.node, deadline.time_point());
+  core->suspend();
+  self->waiter = nullptr;
+  if (timed && self->timer.node.armed()) core->wheel().cancel(self->timer.node);
+  return reason.load(std::memory_order_acquire);
+}
+
+}  // namespace detail
+
+// ---- this_capsule / this_core ------------------------------------------------------------
+
+namespace this_capsule {
+
+void yield() {
+  detail::Core* core = detail::Core::current_core();
+  if (core == nullptr || core->current() == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  core->yield();
+}
+
+void sleep_until(TimePoint when) {
+  detail::Core* core = detail::Core::current_core();
+  if (core == nullptr || core->current() == nullptr) {
+    std::this_thread::sleep_until(when);
+    return;
+  }
+  detail::Waiter waiter;
+  if (waiter.wait(Deadline(when)) == detail::WakeReason::interrupted) detail::throw_forced_unwind();
+}
+
+Result<void> set_priority(Priority p) {
+  detail::CapsuleControl* self = detail::running_capsule();
+  if (self == nullptr) return make_error_code(errc::not_in_capsule);
+  if (!is_valid(p)) return make_error_code(errc::invalid_argument);
+  self->priority = p;
+  return {};
+}
+
+Priority priority() noexcept {
+  detail::CapsuleControl* self = detail::running_capsule();
+  return self != nullptr ? self->priority : Priority::normal;
+}
+
+CapsuleId id() noexcept {
+  detail::CapsuleControl* self = detail::running_capsule();
+  return self != nullptr ? self->id : 0;
+}
+
+bool inside() noexcept { return detail::running_capsule() != nullptr; }
+
+}  // namespace this_capsule
+
+namespace this_core {
+
+unsigned id() noexcept {
+  detail::Core* core = detail::Core::current_core();
+  return core != nullptr ? core->index() : kNone;
+}
+
+unsigned count() noexcept {
+  detail::Core* core = detail::Core::current_core();
+  return core != nullptr ? core->runtime().core_count() : 0;
+}
+
+}  // namespace this_core
+}  // namespace aem
