@@ -139,3 +139,24 @@ TEST_CASE("submit runs on the target core and suspends only the caller") {
     });
   }
 }
+
+TEST_CASE("post runs a function in a fresh capsule on the target core and returns at once") {
+  for (unsigned cores : aem_test::kCoreCounts) {
+    CAPTURE(cores);
+    aem::Runtime rt(aem_test::config_for(cores));
+    rt.run([cores] {
+      std::atomic<int> ran{0};
+      std::atomic<unsigned> wrong_core{0};
+      for (unsigned i = 0; i < 40; ++i) {
+        const unsigned target = i % cores;
+        REQUIRE(aem::post(target, [&, target] {
+          if (aem::this_core::id() != target) wrong_core.fetch_add(1);
+          ran.fetch_add(1);
+        }));
+      }
+      while (ran.load() < 40) aem::this_capsule::yield();
+      CHECK(wrong_core.load() == 0);
+      CHECK(aem::post(cores, [] {}).error() == aem::errc::no_such_core);
+    });
+  }
+}
