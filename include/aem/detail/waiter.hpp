@@ -8,15 +8,21 @@
 
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 namespace aem::detail {
 
-// SpinLock guards a primitive's state for a few instructions; never held across a suspension.
+// SpinLock guards a primitive's state for a few instructions; never held across a suspension
+// or a system call. A holder preempted on an oversubscribed machine would make spinners burn
+// their time slice, so after a short spin they yield the thread.
 class SpinLock {
  public:
   void lock() noexcept {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+    for (unsigned spins = 0; locked_.exchange(true, std::memory_order_acquire);) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins < 256) __builtin_ia32_pause();
+        else std::this_thread::yield();
+      }
     }
   }
   bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
@@ -33,9 +39,11 @@ enum class WakeReason : std::uint8_t { pending, notified, timed_out, interrupted
 // WaitList under their SpinLock.
 //
 // Protocol: the waiter queues itself and releases the lock, then calls wait(). A notifier takes
-// the lock, removes the waiter from the list, and calls notify(); if notify() returns false
-// the waiter has already timed out or been interrupted (it will find itself unlinked and must
-// not take what the notifier offered: the notifier offers it to the next waiter).
+// the lock, removes the waiter from the list (which commits the resource to it), releases the
+// lock and then calls notify() — notify() may make a system call. If notify() returns false
+// the wait already ended by deadline or shutdown; the waiter finds itself unlinked and still
+// takes the resource, after the notifier has let go of it (runtime/sync.cpp describes the
+// hand-off record that makes this safe).
 struct Waiter {
   Waiter* next = nullptr;
   Waiter* prev = nullptr;
