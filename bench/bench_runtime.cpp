@@ -9,8 +9,8 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
 
-#include <condition_variable>
-#include <mutex>
+#include "thread_ping_pong.hpp"
+
 #include <thread>
 
 namespace ctx = boost::context;
@@ -119,37 +119,9 @@ BENCHMARK(BM_CrossCorePingPong)->UseRealTime();
 
 // BM_ThreadPingPong: the same round trip between two std::threads with a condition variable.
 void BM_ThreadPingPong(benchmark::State& state) {
-  std::mutex m;
-  std::condition_variable cv;
-  long request = 0, reply = 0;
-  bool has_request = false, has_reply = false, stop = false;
-  std::thread worker([&] {
-    std::unique_lock lock(m);
-    for (;;) {
-      cv.wait(lock, [&] { return has_request || stop; });
-      if (stop) return;
-      has_request = false;
-      reply = request + 1;
-      has_reply = true;
-      cv.notify_all();
-    }
-  });
+  aem_bench::ThreadPingPong pp;
   long v = 0;
-  for (auto _ : state) {
-    std::unique_lock lock(m);
-    request = v;
-    has_request = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return has_reply; });
-    has_reply = false;
-    v = reply;
-  }
-  {
-    std::lock_guard lock(m);
-    stop = true;
-  }
-  cv.notify_all();
-  worker.join();
+  for (auto _ : state) v = pp.round_trip(v);
   benchmark::DoNotOptimize(v);
 }
 BENCHMARK(BM_ThreadPingPong)->UseRealTime();

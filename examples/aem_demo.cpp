@@ -9,13 +9,13 @@
 #include <aem/runtime.hpp>
 #include <aem/timer.hpp>
 
+#include "thread_ping_pong.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <fstream>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -142,39 +142,15 @@ void cross_core_round_trips() {
 
   std::vector<Clock::duration> thread_trips;
   thread_trips.reserve(kTrips);
-  std::mutex m;
-  std::condition_variable cv;
-  long request = 0, reply = 0;
-  bool has_request = false, has_reply = false, stop = false;
-  std::thread worker([&] {
-    std::unique_lock lock(m);
-    for (;;) {
-      cv.wait(lock, [&] { return has_request || stop; });
-      if (stop) return;
-      has_request = false;
-      reply = request + 1;
-      has_reply = true;
-      cv.notify_all();
-    }
-  });
-  long v = 0;
-  for (int i = 0; i < kTrips; ++i) {
-    const auto t0 = Clock::now();
-    std::unique_lock lock(m);
-    request = v;
-    has_request = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return has_reply; });
-    has_reply = false;
-    v = reply;
-    thread_trips.push_back(Clock::now() - t0);
-  }
   {
-    std::lock_guard lock(m);
-    stop = true;
+    aem_bench::ThreadPingPong pp;
+    long v = 0;
+    for (int i = 0; i < kTrips; ++i) {
+      const auto t0 = Clock::now();
+      v = pp.round_trip(v);
+      thread_trips.push_back(Clock::now() - t0);
+    }
   }
-  cv.notify_all();
-  worker.join();
 
   print_table("2. A value to another core and back (20,000 round trips)",
               {{"median round trip", us(percentile(capsule_trips, 0.5)), us(percentile(thread_trips, 0.5)), "us"},
