@@ -45,13 +45,12 @@ struct CapsuleControl {
   Priority priority = Priority::normal;
   CapsuleState state = CapsuleState::pooled;
   Core* core = nullptr;
-  CapsuleId id = 0;
   TaskState* task = nullptr;
   Waiter* waiter = nullptr;  // the interruptible wait it is suspended in, if any
   CoreTimer timer;           // that wait's deadline
   MailNode mail;
   StackMapping stack;
-  GuardWatch guard;
+  GuardWatch guard;  // guard.capsule_id is the capsule's id (this_capsule::id)
   CapsuleControl* all_next = nullptr;  // every capsule of the core, for teardown
   alignas(std::max_align_t) unsigned char frame[kFrameBytes];
 };

@@ -31,10 +31,10 @@ namespace bc = boost::context::detail;
 
 namespace {
 
-// The pair travels through jump_fcontext so the resumed side can record where it came from.
-struct Switch {
+// Prime is what context_make hands a new fiber on the priming switch (see context_make).
+struct Prime {
+  Context* self;
   Context* from;
-  Context* to;
 };
 
 inline void before_switch([[maybe_unused]] Context& from, [[maybe_unused]] Context& to) {
@@ -61,11 +61,19 @@ inline void after_switch([[maybe_unused]] Context& self, [[maybe_unused]] Contex
 #endif
 }
 
+// trampoline is where a fiber starts. context_make switches in once to prime it: the fiber
+// learns its own Context then and switches straight back. So every later switch passes only
+// `&from` as the transfer data, whether it enters the fiber for the first time or not.
 void trampoline(bc::transfer_t t) {
-  auto* sw = static_cast<Switch*>(t.data);
-  sw->from->saved = t.fctx;
-  Context& self = *sw->to;
-  after_switch(self, *sw->from);
+  const Prime prime = *static_cast<Prime*>(t.data);
+  Context& self = *prime.self;
+  after_switch(self, *prime.from);
+  before_switch(self, *prime.from);
+  t = bc::jump_fcontext(t.fctx, nullptr);  // back to context_make
+  // The first real switch in.
+  auto* from = static_cast<Context*>(t.data);
+  from->saved = t.fctx;
+  after_switch(self, *from);
   self.entry(self.entry_arg);
   __builtin_unreachable();  // entry switches away for good; it never returns
 }
@@ -77,11 +85,18 @@ void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*ent
   ctx.stack_size = size;
   ctx.entry = entry;
   ctx.entry_arg = arg;
-  ctx.saved = bc::make_fcontext(static_cast<char*>(stack_bottom) + size, size, &trampoline);
 #if AEM_TSAN
   ctx.tsan_fiber = __tsan_create_fiber(0);
   ctx.owns_tsan_fiber = true;
 #endif
+  // Prime the fiber: it runs up to its first real switch-in, having learnt its Context.
+  Context caller;
+  context_adopt_thread(caller);
+  Prime prime{&ctx, &caller};
+  before_switch(caller, ctx);
+  const bc::transfer_t t = bc::jump_fcontext(bc::make_fcontext(static_cast<char*>(stack_bottom) + size, size, &trampoline), &prime);
+  ctx.saved = t.fctx;
+  after_switch(caller, ctx);
 }
 
 void context_adopt_thread(Context& ctx) {
@@ -105,13 +120,12 @@ void context_release([[maybe_unused]] Context& ctx) {
 }
 
 void context_switch(Context& from, Context& to) {
-  Switch sw{&from, &to};
   before_switch(from, to);
-  bc::transfer_t t = bc::jump_fcontext(to.saved, &sw);
-  // Back in `from`: t.data is the Switch of whoever resumed us.
-  auto* back = static_cast<Switch*>(t.data);
-  back->from->saved = t.fctx;
-  after_switch(from, *back->from);
+  const bc::transfer_t t = bc::jump_fcontext(to.saved, &from);
+  // Back in `from`: t.data is the Context of whoever resumed us, t.fctx where it stopped.
+  auto* previous = static_cast<Context*>(t.data);
+  previous->saved = t.fctx;
+  after_switch(from, *previous);
 }
 
 }  // namespace aem::detail

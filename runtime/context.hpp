@@ -26,7 +26,8 @@ struct Context {
 
 // context_make prepares `ctx` to run `entry(arg)` on the stack [stack_bottom, stack_bottom+size)
 // the first time it is switched to. `entry` must never return: it ends by switching away.
-// Call from the thread that will run the context.
+// Call from the thread that will run the context: it switches into the new stack and straight
+// back once, so that the fiber knows its own Context before its first real switch-in.
 void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*entry)(void*), void* arg);
 
 // context_adopt_thread fills `ctx` for the calling thread's own stack (a core's scheduler).

@@ -72,35 +72,12 @@ Result<void> Core::grow_pool(std::size_t count) noexcept {
   return {};
 }
 
-Result<CapsuleControl*> Core::acquire_capsule() noexcept {
-  if (pool_ == nullptr) {
-    if (capsules_ >= config_.max_capsules) return make_error_code(errc::resource_limit);
-    const std::size_t want = std::min(std::max<std::size_t>(capsules_, 16), config_.max_capsules - capsules_);
-    if (Result<void> grown = grow_pool(want); !grown && pool_ == nullptr) return grown.error();
-  }
-  CapsuleControl* capsule = pool_;
-  pool_ = capsule->ready_next;
-  capsule->ready_next = nullptr;
-  --pooled_;
-  return capsule;
-}
-
-void Core::recycle(CapsuleControl* capsule) noexcept {
-  capsule->state = CapsuleState::pooled;
-  capsule->task = nullptr;
-  capsule->ready_next = pool_;
-  pool_ = capsule;
-  ++pooled_;
-}
-
-void Core::launch(CapsuleControl* capsule, TaskState* task) noexcept {
-  capsule->task = task;
-  capsule->priority = task->priority;
-  capsule->id = (static_cast<CapsuleId>(index_) << 56) | next_sequence_++;
-  capsule->guard.capsule_id = capsule->id;
-  task->capsule_id = capsule->id;
-  if (task->home == TaskHome::capsule_frame) task->capsule = capsule;
-  make_ready(capsule);
+Result<void> Core::refill_pool() noexcept {
+  if (capsules_ >= config_.max_capsules) return make_error_code(errc::resource_limit);
+  const std::size_t want = std::min(std::max<std::size_t>(capsules_, 16), config_.max_capsules - capsules_);
+  // A partial growth still serves this spawn.
+  if (Result<void> grown = grow_pool(want); !grown && pool_ == nullptr) return grown.error();
+  return {};
 }
 
 void Core::wake_remote(CapsuleControl* capsule) noexcept {
@@ -139,17 +116,17 @@ void Core::capsule_main(void* arg) {
     Core* core = self->core;
     const bool frame_home = task->home == TaskHome::capsule_frame;
     self->state = CapsuleState::finished;
-    core->complete(task);
+    CapsuleControl* joiner = core->complete(task);
     // A task in the capsule's frame keeps the capsule until its handle lets go; complete()
     // recycled it already if the handle was gone.
     if (!frame_home) core->recycle(self);
-    core->switch_away(self);
+    core->finish_switch(self, joiner);
   }
 }
 
 // ---- task life -------------------------------------------------------------------------
 
-void Core::complete(TaskState* task) noexcept {
+CapsuleControl* Core::complete(TaskState* task) noexcept {
   const bool root = runtime_.is_root(task);
   // While a joiner is parked on the task, or its handle is gone, nobody else touches `flags`:
   // a plain store will do. Otherwise the handle may be joined or dropped on another core at
@@ -161,12 +138,18 @@ void Core::complete(TaskState* task) noexcept {
     prior = task->flags.fetch_or(TaskState::kFinished, std::memory_order_acq_rel);
   }
   // From here a caller-owned task may vanish unless a joiner is parked on it.
-  if ((prior & TaskState::kJoinWaiting) != 0) wake(static_cast<CapsuleControl*>(task->joiner));
+  CapsuleControl* local_joiner = nullptr;
+  if ((prior & TaskState::kJoinWaiting) != 0) {
+    auto* joiner = static_cast<CapsuleControl*>(task->joiner);
+    if (joiner->core == this) local_joiner = joiner;
+    else wake_remote(joiner);
+  }
   if ((prior & TaskState::kReleased) != 0) dispose_task(task);
   if (root) runtime_.request_stop();
   const std::int64_t left = live_.load(std::memory_order_relaxed) - 1;
   live_.store(left, std::memory_order_release);
   if (left == 0 && runtime_.stopping()) runtime_.notify_all();
+  return local_joiner;
 }
 
 void Core::dispose_task(TaskState* task) noexcept {
@@ -193,7 +176,7 @@ void Core::start_remote_task(TaskState* task) noexcept {
     // No capsule to run it: report the failure to whoever waits for the outcome.
     task->launch_error = capsule.error();
     task->run(task);
-    complete(task);
+    if (CapsuleControl* joiner = complete(task)) make_ready(joiner);
     return;
   }
   launch(*capsule, task);
@@ -331,7 +314,7 @@ void Core::teardown() noexcept {
     unmap_stack(mapping);
   }
   pool_ = nullptr;
-  capsules_ = pooled_ = 0;
+  capsules_ = 0;
   events_.reset();
   backend_.reset();
   wheel_.reset();

@@ -51,10 +51,27 @@ class Core {
 
   // acquire_capsule takes a capsule from the pool, growing the pool when it is empty.
   // Errors: errc::resource_limit (Config::max_capsules), errc::map_count_limit, errno.
-  Result<CapsuleControl*> acquire_capsule() noexcept;
+  // Inline: a spawn takes this path every time, and the pool is rarely empty.
+  Result<CapsuleControl*> acquire_capsule() noexcept {
+    if (pool_ == nullptr) {
+      if (Result<void> refilled = refill_pool(); !refilled) return refilled.error();
+    }
+    CapsuleControl* capsule = pool_;
+    pool_ = capsule->ready_next;
+    return capsule;
+  }
+  // has_pooled_capsule tells whether acquire_capsule can succeed without growing the pool.
+  bool has_pooled_capsule() const noexcept { return pool_ != nullptr; }
   // launch makes `capsule` run `task` (counted already, its runner set to this core before it
   // was handed over: a joiner on another core reads it) at the task's priority.
-  void launch(CapsuleControl* capsule, TaskState* task) noexcept;
+  void launch(CapsuleControl* capsule, TaskState* task) noexcept {
+    capsule->task = task;
+    capsule->priority = task->priority;
+    // The fault handler reports this id, so the guard holds the capsule's one copy of it.
+    capsule->guard.capsule_id = (static_cast<CapsuleId>(index_) << 56) | next_sequence_++;
+    if (task->home == TaskHome::capsule_frame) task->capsule = capsule;
+    make_ready(capsule);
+  }
   // make_ready queues a suspended capsule of this core.
   void make_ready(CapsuleControl* capsule) noexcept {
     capsule->state = CapsuleState::ready;
@@ -73,8 +90,14 @@ class Core {
     make_ready(self);
     switch_away(self);
   }
-  // recycle returns a capsule whose task is disposed of to the pool.
-  void recycle(CapsuleControl* capsule) noexcept;
+  // recycle returns a capsule whose task is disposed of to the pool (a LIFO free list: the
+  // next spawn reuses the stack that is warmest in the caches).
+  void recycle(CapsuleControl* capsule) noexcept {
+    capsule->state = CapsuleState::pooled;
+    capsule->task = nullptr;
+    capsule->ready_next = pool_;
+    pool_ = capsule;
+  }
 
   // wake makes `capsule` ready on its own core. Any thread.
   static void wake(CapsuleControl* capsule) noexcept {
@@ -100,12 +123,12 @@ class Core {
   }
 
   // complete settles a finished task with its handle (wakes a joiner, disposes of the task if
-  // the handle is gone) and un-counts it. `capsule` ran it, or is nullptr if none could.
-  void complete(TaskState* task) noexcept;
+  // the handle is gone) and un-counts it. A joiner on this core is not queued but returned: the
+  // caller must make it ready, or switch to it directly (see finish_switch).
+  [[nodiscard]] CapsuleControl* complete(TaskState* task) noexcept;
   // dispose_task destroys a task nobody needs any more (and recycles its frame's capsule).
   void dispose_task(TaskState* task) noexcept;
 
-  std::size_t pooled() const noexcept { return pooled_; }
   std::size_t capsules() const noexcept { return capsules_; }
 
  private:
@@ -114,8 +137,30 @@ class Core {
   static void on_wait_deadline(CoreTimer* timer) noexcept;
   // switch_away leaves `from` (suspended, ready or finished) for the next ready capsule, or for
   // the scheduler when none is ready or the turn's budget is spent.
-  void switch_away(CapsuleControl* from) noexcept {
-    CapsuleControl* next = turn_budget_ > 0 && !timers_due() ? ready_.pop() : nullptr;
+  void switch_away(CapsuleControl* from) noexcept { leave(from, may_switch_directly()); }
+  // finish_switch leaves the finished capsule `from` for the next one to run, where `woken`
+  // (or nullptr) is a capsule its task's completion has just woken. When nothing else is
+  // ready, `woken` is exactly what the ready queue would hand out next (an empty queue has
+  // passed over nothing, so no starvation turn is due): it is switched to directly.
+  void finish_switch(CapsuleControl* from, CapsuleControl* woken) noexcept {
+    const bool direct = may_switch_directly();
+    if (woken != nullptr) {
+      if (direct && ready_.empty()) {
+        --turn_budget_;
+        resume(from->context, woken);
+        return;
+      }
+      make_ready(woken);
+    }
+    leave(from, direct);
+  }
+  // may_switch_directly tells whether the next capsule may be switched to without a trip
+  // through the scheduler: the turn has budget left and no timer is due. Ask once per switch
+  // (timers_due samples the clock on every 8th call).
+  bool may_switch_directly() noexcept { return turn_budget_ > 0 && !timers_due(); }
+  // leave switches from `from` to the next ready capsule if `direct`, else to the scheduler.
+  void leave(CapsuleControl* from, bool direct) noexcept {
+    CapsuleControl* next = direct ? ready_.pop() : nullptr;
     if (next == from) {  // a yield with nobody of its level or above to run
       from->state = CapsuleState::running;
       return;
@@ -148,6 +193,7 @@ class Core {
   void on_stop() noexcept;
   bool can_exit() const noexcept;
   Result<void> grow_pool(std::size_t count) noexcept;
+  Result<void> refill_pool() noexcept;
 
   RuntimeImpl& runtime_;
   const unsigned index_;
@@ -158,7 +204,6 @@ class Core {
   CapsuleControl* pool_ = nullptr;
   CapsuleControl* all_ = nullptr;
   std::size_t capsules_ = 0;
-  std::size_t pooled_ = 0;
   std::unique_ptr<UringBackend> backend_;
   std::unique_ptr<TimerWheel> wheel_;
   std::unique_ptr<EventTable> events_;

@@ -34,7 +34,9 @@ struct EventTable::Activation final : TaskState {
     auto* self = static_cast<Activation*>(state);
     Registration* r = self->registration;
     try {
-      r->ops->invoke(r->handler);
+      // Cancelled after this activation was queued but before it started: cancel() promises
+      // that no activation starts once it has returned.
+      if (!r->cancelled) r->ops->invoke(r->handler);
     } catch (const ForcedUnwind&) {
       // shutdown: the handler's capsule unwound; nothing to report
     } catch (const std::exception& e) {

@@ -23,15 +23,15 @@ class ReadyQueue {
  public:
   explicit ReadyQueue(unsigned budget = 32) noexcept : budget_(budget) {}
 
+  // A level's FIFO ends at its tail, not at a null link: push need not clear the node's
+  // ready_next, and an empty level has a null tail (its head is then stale and never read).
   void push(Node* node) noexcept {
     const unsigned level = static_cast<unsigned>(node->priority);
-    node->ready_next = nullptr;
     Fifo& fifo = levels_[level];
     if (fifo.tail != nullptr) fifo.tail->ready_next = node;
     else fifo.head = node;
     fifo.tail = node;
     bitmap_ |= 1u << level;
-    ++size_;
   }
 
   Node* pop() noexcept {
@@ -49,17 +49,16 @@ class ReadyQueue {
     }
     Fifo& fifo = levels_[level];
     Node* node = fifo.head;
-    fifo.head = node->ready_next;
-    if (fifo.head == nullptr) {
+    if (node == fifo.tail) {
       fifo.tail = nullptr;
       bitmap_ &= ~(1u << level);
+    } else {
+      fifo.head = node->ready_next;
     }
-    --size_;
     return node;
   }
 
   bool empty() const noexcept { return bitmap_ == 0; }
-  std::size_t size() const noexcept { return size_; }
   // highest_level returns the highest non-empty level; precondition: !empty().
   unsigned highest_level() const noexcept { return highest(bitmap_); }
   void set_budget(unsigned budget) noexcept { budget_ = budget; }
@@ -76,7 +75,6 @@ class ReadyQueue {
   unsigned budget_;
   unsigned bypassed_ = 0;
   unsigned cursor_ = kPriorityLevels - 1;
-  std::size_t size_ = 0;
 };
 
 }  // namespace aem::detail

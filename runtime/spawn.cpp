@@ -19,60 +19,92 @@ CapsuleControl* running_capsule() noexcept {
 
 }  // namespace
 
-Result<void> spawn_begin(const SpawnOptions& options, std::size_t size, std::size_t align, SpawnSlot& slot) noexcept {
-  Core* core = Core::current_core();
-  if (core == nullptr || core->current() == nullptr) return make_error_code(errc::not_in_capsule);
-  if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
+namespace {
+
+// spawn_elsewhere is spawn_task's general path: a task on another core, or in a heap block
+// (too big for a capsule's frame), or one whose core must first grow its pool or refuse.
+// Kept out of line so that the common path compiles to a short function of its own.
+[[gnu::noinline]] Result<TaskState*> spawn_elsewhere(Core* core, const SpawnOptions& options, bool local, std::size_t size,
+                                   std::size_t align, TaskBuilder build, void* fn) {
   RuntimeImpl& runtime = core->runtime();
-  const unsigned target = options.core == kThisCore ? core->index() : options.core;
-  if (target >= runtime.core_count()) return make_error_code(errc::no_such_core);
+  if (!local && options.core >= runtime.core_count()) return make_error_code(errc::no_such_core);
   if (runtime.stopping()) return make_error_code(errc::shutting_down);
-  slot.core = target;
-  slot.priority = options.priority;
-  slot.capsule = nullptr;
-  if (target == core->index()) {
-    auto capsule = core->acquire_capsule();
-    if (!capsule) return capsule.error();
-    slot.capsule = *capsule;
+
+  // A local spawn takes its capsule now, and keeps the task in the capsule's frame if it fits.
+  CapsuleControl* capsule = nullptr;
+  TaskHome home = TaskHome::heap;
+  void* storage = nullptr;
+  if (local) {
+    auto acquired = core->acquire_capsule();
+    if (!acquired) return acquired.error();
+    capsule = *acquired;
     if (size <= kFrameBytes && align <= alignof(std::max_align_t)) {
-      slot.storage = (*capsule)->frame;
-      slot.home = TaskHome::capsule_frame;
-      return {};
+      home = TaskHome::capsule_frame;
+      storage = capsule->frame;
     }
   }
-  try {
-    slot.storage = task_allocate(size, align);
-  } catch (const std::bad_alloc&) {
-    if (slot.capsule != nullptr) core->recycle(static_cast<CapsuleControl*>(slot.capsule));
-    return make_error_code(errc::out_of_memory);
+  if (home == TaskHome::heap) {
+    try {
+      storage = task_allocate(size, align);
+    } catch (const std::bad_alloc&) {
+      if (capsule != nullptr) core->recycle(capsule);
+      return make_error_code(errc::out_of_memory);
+    }
   }
-  slot.home = TaskHome::heap;
-  return {};
-}
-
-void spawn_abort(const SpawnSlot& slot) noexcept {
-  if (slot.home == TaskHome::heap) task_free(slot.storage);
-  if (slot.capsule != nullptr) Core::current_core()->recycle(static_cast<CapsuleControl*>(slot.capsule));
-}
-
-void spawn_commit(const SpawnSlot& slot, TaskState* task) noexcept {
-  task->home = slot.home;
-  task->priority = slot.priority;
-  Core* core = Core::current_core();
-  if (slot.capsule != nullptr) {
+  TaskState* task;
+  try {
+    task = build(storage, fn);
+  } catch (...) {
+    if (home == TaskHome::heap) task_free(storage);
+    if (capsule != nullptr) core->recycle(capsule);
+    throw;
+  }
+  task->home = home;
+  task->priority = options.priority;
+  if (local) {
     task->runner = core;
     core->count_task();
-    core->launch(static_cast<CapsuleControl*>(slot.capsule), task);
-    return;
+    core->launch(capsule, task);
+    return task;
   }
   // Another core: its pool is its own, so the task travels there and takes a capsule there.
   // The spawning capsule is live, so the target cannot have left its loop.
-  Core& target = core->runtime().core(slot.core);
+  Core& target = runtime.core(options.core);
   task->runner = &target;
   target.count_incoming();
   task->mail.owner = task;
   task->mail.kind = kMailSpawn;
   target.post(&task->mail);
+  return task;
+}
+
+}  // namespace
+
+Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std::size_t align, TaskBuilder build,
+                              void* fn) {
+  Core* core = Core::current_core();
+  if (core == nullptr || core->current() == nullptr) return make_error_code(errc::not_in_capsule);
+  if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
+  const bool local = options.core == kThisCore || options.core == core->index();
+  const bool in_frame = size <= kFrameBytes && align <= alignof(std::max_align_t);
+  if (!local || !in_frame || !core->has_pooled_capsule() || core->runtime().stopping()) {
+    return spawn_elsewhere(core, options, local, size, align, build, fn);
+  }
+  // The common case: this core, a pooled capsule, the task in its frame.
+  CapsuleControl* capsule = *core->acquire_capsule();
+  TaskState* task;
+  try {
+    task = build(capsule->frame, fn);
+  } catch (...) {
+    core->recycle(capsule);
+    throw;
+  }
+  task->home = TaskHome::capsule_frame;
+  task->priority = options.priority;
+  task->runner = core;
+  core->count_task();
+  core->launch(capsule, task);
+  return task;
 }
 
 void task_join_wait(TaskState* task) {
@@ -92,8 +124,9 @@ void task_join_wait(TaskState* task) {
 }
 
 void task_release(TaskState* task) noexcept {
+  Core* const here = Core::current_core();
   std::uint32_t prior;
-  if (task->runner == Core::current_core()) {
+  if (task->runner == here) {
     prior = task->flags.load(std::memory_order_relaxed);  // no concurrent finish: see task_join_wait
     task->flags.store(prior | TaskState::kReleased, std::memory_order_relaxed);
   } else {
@@ -108,8 +141,9 @@ void task_release(TaskState* task) noexcept {
   // In a capsule's frame: the capsule goes back to its own core's pool.
   auto* capsule = static_cast<CapsuleControl*>(task->capsule);
   Core* home = capsule->core;
-  if (Core::current_core() == home) {
-    home->dispose_task(task);
+  if (here == home) {
+    task->dispose(task);
+    home->recycle(capsule);
   } else {
     capsule->mail.owner = capsule;
     capsule->mail.kind = kMailRecycle;
@@ -221,7 +255,7 @@ Priority priority() noexcept {
 
 CapsuleId id() noexcept {
   detail::CapsuleControl* self = detail::running_capsule();
-  return self != nullptr ? self->id : 0;
+  return self != nullptr ? self->guard.capsule_id : 0;
 }
 
 bool inside() noexcept { return detail::running_capsule() != nullptr; }

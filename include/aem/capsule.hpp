@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -30,25 +31,26 @@ struct SpawnOptions {
 
 namespace detail {
 
-// SpawnSlot is the reservation spawn_begin makes: storage for the task and, for a local spawn,
-// the capsule that will run it.
-struct SpawnSlot {
-  void* storage = nullptr;
-  void* capsule = nullptr;
-  unsigned core = 0;
-  TaskHome home = TaskHome::heap;
-  Priority priority = Priority::normal;
-};
+// TaskBuilder constructs a task in `storage` from the callable at `fn` and returns it.
+using TaskBuilder = TaskState* (*)(void* storage, void* fn);
 
-AEM_EXPORT Result<void> spawn_begin(const SpawnOptions& options, std::size_t size, std::size_t align,
-                                    SpawnSlot& slot) noexcept;
-AEM_EXPORT void spawn_commit(const SpawnSlot& slot, TaskState* task) noexcept;
-AEM_EXPORT void spawn_abort(const SpawnSlot& slot) noexcept;
+// spawn_task is the whole non-template half of spawn, in one call: it picks the storage (the
+// frame of the capsule that will run the task when it fits, else the heap), has `build`
+// construct the task there, and starts it. What `build` throws is rethrown, with the storage
+// and capsule given back.
+AEM_EXPORT Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std::size_t align,
+                                         TaskBuilder build, void* fn);
 AEM_EXPORT void task_join_wait(TaskState* task);
 AEM_EXPORT void task_release(TaskState* task) noexcept;
 
 template <typename F>
 using SpawnResult = std::invoke_result_t<std::decay_t<F>&&>;
+
+// build_task is spawn's TaskBuilder for a Task type T made from an F&&.
+template <typename T, typename F>
+TaskState* build_task(void* storage, void* fn) {
+  return new (storage) T(std::forward<F>(*static_cast<std::remove_reference_t<F>*>(fn)));
+}
 
 }  // namespace detail
 
@@ -117,19 +119,10 @@ template <typename F>
 Result<Capsule<detail::SpawnResult<F>>> spawn(F&& fn, SpawnOptions options = {}) {
   using R = detail::SpawnResult<F>;
   using T = detail::Task<std::decay_t<F>, R>;
-  detail::SpawnSlot slot;
-  if (Result<void> reserved = detail::spawn_begin(options, sizeof(T), alignof(T), slot); !reserved) {
-    return reserved.error();
-  }
-  T* task;
-  try {
-    task = new (slot.storage) T(std::forward<F>(fn));
-  } catch (...) {
-    detail::spawn_abort(slot);
-    throw;
-  }
-  detail::spawn_commit(slot, task);
-  return Capsule<R>(task);
+  Result<detail::TaskState*> task = detail::spawn_task(options, sizeof(T), alignof(T), &detail::build_task<T, F>,
+                                                       const_cast<void*>(static_cast<const volatile void*>(std::addressof(fn))));
+  if (!task) return task.error();
+  return Capsule<R>(static_cast<T*>(*task));
 }
 
 namespace this_capsule {

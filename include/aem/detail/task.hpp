@@ -38,7 +38,6 @@ struct TaskState {
   void* joiner = nullptr;   // the capsule suspended in join(), valid while kJoinWaiting
   void* capsule = nullptr;  // for TaskHome::capsule_frame: the capsule whose frame holds this
   void* runner = nullptr;   // the core that runs it: handle operations there need no atomic RMW
-  std::uint64_t capsule_id = 0;
   // run invokes the callable and stores its outcome; when launch_error is set (the task could
   // not be given a capsule) it only reports that error to whoever waits for the outcome.
   void (*run)(TaskState*) noexcept = nullptr;

@@ -1,0 +1,327 @@
+// arena.hpp — BuddyArena: a per-core, constant-time binary buddy allocator for event data.
+//
+// After AEM's vmtable: each core owns one contiguous region from which event data is allocated
+// in bounded time (at most log2(capacity / min_block) split or merge steps, never a scan), with
+// no fragmentation under floods of same-size requests, and with the application deciding what
+// happens when the region runs out (ArenaConfig::on_exhaustion, ArenaConfig::on_pressure).
+#pragma once
+
+#include <aem/event_data.hpp>
+#include <aem/export.hpp>
+#include <aem/result.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <system_error>
+
+namespace aem {
+
+namespace detail {
+class FallbackHeap;
+struct FreeNode;
+}  // namespace detail
+
+// Zone selects how the arena's memory is backed, after AEM's two zone kinds.
+enum class Zone : std::uint8_t {
+  // heap: every page is faulted in at construction (and backed by transparent huge pages when
+  // ArenaConfig::huge_pages), so no allocation ever takes a page fault. Lowest latency; the
+  // whole capacity is resident for the arena's lifetime.
+  heap,
+  // virtual_memory: the capacity is only reserved; pages materialise on first touch, and when a
+  // free coalesces into a block of at least ArenaConfig::release_threshold bytes, the pages
+  // that may hold stale data go back to the OS with madvise(MADV_DONTNEED) (a free block keeps
+  // the page holding its list links, so a fully free region keeps at most one page per
+  // threshold-sized chunk). Resident memory follows the live set, at the price of page faults
+  // and of an madvise call, with its TLB shootdown across the process's cores, on those frees.
+  virtual_memory,
+};
+
+// ExhaustionPolicy says what allocate() does when no arena block can serve a request.
+enum class ExhaustionPolicy : std::uint8_t {
+  // fallback: serve the block from the general heap (mimalloc), count it in
+  // ArenaStats::fallback_count and call ArenaConfig::on_pressure. Requests larger than the
+  // capacity are served the same way. Fallback blocks are freed by the same deallocate() /
+  // EventData path.
+  fallback,
+  // fail: return errc::out_of_memory (errc::invalid_argument for size > capacity).
+  fail,
+};
+
+// MemoryPressure describes a request the arena could not serve from its region.
+struct MemoryPressure {
+  std::size_t requested = 0;      // bytes asked for
+  std::size_t in_use = 0;         // arena bytes in use (block sizes), hot caches excluded
+  std::size_t capacity = 0;       // arena capacity
+  std::size_t largest_free = 0;   // largest free arena block at the time
+  bool oversized = false;         // requested > capacity: no arena block could ever serve it
+  ExhaustionPolicy policy = ExhaustionPolicy::fallback;  // what happens if the retry fails
+};
+
+// ArenaConfig configures a BuddyArena; BuddyArena::validate() states the accepted ranges.
+struct ArenaConfig {
+  // capacity is the size of the region in bytes: a power of two, >= min_block, and at most
+  // 2^31 * min_block (so that the block orders fit the 32-entry tables).
+  std::size_t capacity = std::size_t{64} << 20;
+  // min_block is the smallest block and the granularity of every block: a power of two >= 16
+  // (a free block stores two list pointers in itself). Every block is aligned to
+  // min(its size, page size), so at least 16 bytes, and page-aligned from one page up.
+  std::size_t min_block = 64;
+  Zone zone = Zone::heap;
+  // huge_pages asks for transparent huge pages in the heap zone (fewer TLB misses).
+  bool huge_pages = true;
+  // release_threshold (virtual zone) is the smallest coalesced free block whose pages are
+  // returned to the OS; values below two pages act as two pages.
+  std::size_t release_threshold = std::size_t{64} << 10;
+  // hot_cache_depth is how many freed blocks per order (block sizes up to 64 KiB, and below
+  // release_threshold in the virtual zone) are kept aside without coalescing, so that steady
+  // traffic in a size costs a list push and pop instead of chains of merges and splits (like
+  // the per-CPU page lists in front of Linux's buddy allocator). Cached blocks are coalesced by
+  // trim(), and by the arena itself before it reports exhaustion; that trim is the one step
+  // whose cost grows with the depth (about 0.3 ms with every order full at 1024). In the
+  // virtual zone cached blocks stay resident. 0 makes every free coalesce at once. At most 65536.
+  std::uint32_t hot_cache_depth = 1024;
+  ExhaustionPolicy on_exhaustion = ExhaustionPolicy::fallback;
+  // on_pressure is called on the owner thread when a request cannot be served from the region
+  // (exhaustion or an oversize request), before the policy is applied. Blocks it frees are used
+  // by one retry of the request. It may allocate (a nested exhaustion does not call it again).
+  // If it throws, the exception leaves allocate() and nothing is allocated.
+  std::function<void(const MemoryPressure&)> on_pressure;
+  // on_error is called when EventData::reset() (which cannot return an error) finds that its
+  // block is not a live block of the arena (errc::double_free or errc::foreign_pointer), with
+  // the offending pointer; it runs on the freeing thread, must not throw, and is called in
+  // addition to a one-line message on stderr. deallocate() returns those errors instead.
+  std::function<void(std::error_code, const void*)> on_error;
+  // debug adds the checks that cost more than a few instructions on the fast path: every
+  // allocation checks the calling thread (errc::invalid_argument off the owner thread), and
+  // destroying an arena with live blocks prints a warning. Frees are validated in every mode
+  // (double free, interior and foreign pointers, fallback blocks included): that costs
+  // one tag byte read inside the region and a set lookup on the rare fallback blocks.
+  // Defaults to on when the code that builds the ArenaConfig is compiled without NDEBUG.
+#ifdef NDEBUG
+  bool debug = false;
+#else
+  bool debug = true;
+#endif
+};
+
+// ArenaStats is a snapshot of an arena's bookkeeping. Per-order arrays are indexed by order:
+// order k holds blocks of min_block << k bytes; entries at and above `orders` are zero.
+struct ArenaStats {
+  static constexpr unsigned kMaxOrders = 32;
+
+  std::size_t capacity = 0;
+  std::size_t min_block = 0;
+  unsigned orders = 0;                  // log2(capacity / min_block) + 1
+  std::size_t bytes_in_use = 0;         // sum of the block sizes handed out and not yet freed
+  // high_water is the largest number of bytes ever taken out of the free lists: blocks handed
+  // out plus blocks held in the hot caches, i.e. the arena's peak demand. It equals the peak
+  // of bytes_in_use when hot_cache_depth is 0 and exceeds it by at most the cached bytes
+  // otherwise (tracking the exact peak would cost every allocation a shared counter update).
+  std::size_t high_water = 0;
+  std::size_t free_bytes = 0;           // in the free lists and hot caches
+  std::size_t largest_free_block = 0;   // in the free lists or hot caches
+  std::array<std::size_t, kMaxOrders> free_blocks{};       // in the free lists
+  std::array<std::size_t, kMaxOrders> cached_blocks{};     // in the hot caches (free, uncoalesced)
+  std::array<std::size_t, kMaxOrders> allocated_blocks{};  // handed out, including remote-pending
+  std::uint64_t fallback_count = 0;        // requests served by the general heap
+  std::uint64_t oversize_count = 0;        // of which larger than the capacity
+  std::size_t fallback_bytes = 0;          // general-heap bytes currently held
+  std::uint64_t exhaustion_count = 0;      // requests the region could not serve
+  std::uint64_t remote_frees_drained = 0;  // blocks freed on other threads and reclaimed
+  std::uint64_t errors_detected = 0;       // double frees and foreign pointers caught
+  std::uint64_t release_calls = 0;         // madvise(MADV_DONTNEED) calls (virtual zone)
+  std::size_t released_bytes = 0;          // bytes passed to those calls
+};
+
+// BuddyArena is a binary buddy allocator over one contiguous, page-aligned region, owned by one
+// thread (normally one core's loop).
+//
+// Threads: allocate(), allocate_data(), drain_remote_frees(), trim() and stats() must be called
+// on the owner thread: the thread that constructed the arena, or the last one that called
+// adopt_current_thread(). deallocate() and EventData destruction may happen on any thread;
+// frees from other threads go through a lock-free list that the owner drains at the start of
+// every allocation and in drain_remote_frees().
+//
+// Freed blocks of up to 64 KiB first go to a per-order hot cache (ArenaConfig::hot_cache_depth)
+// from which the next request of that order is served in a few instructions; blocks that do
+// not fit there are coalesced with their free buddies at once.
+//
+// Bad configurations make the constructor throw std::invalid_argument (validate() checks one
+// without throwing); failing to map the region throws std::system_error with the errno.
+//
+// Example:
+//   aem::BuddyArena arena{{.capacity = 16 << 20, .zone = aem::Zone::virtual_memory}};
+//   aem::Result<aem::EventData> d = arena.allocate_data(512);
+//   if (!d) return d.error();
+//   std::ranges::fill(d->bytes(), std::byte{0});
+//   // ~EventData returns the block, on this thread or any other.
+class AEM_EXPORT BuddyArena {
+ public:
+  static constexpr unsigned kMaxOrders = ArenaStats::kMaxOrders;
+
+  // BuddyArena maps and initialises the region as one free block of the whole capacity.
+  // Throws std::invalid_argument for a bad config, std::system_error if mmap fails.
+  // The calling thread becomes the owner.
+  explicit BuddyArena(ArenaConfig config = {});
+
+  // ~BuddyArena unmaps the region. Every block must have been freed and every thread that
+  // frees into the arena must be done; in debug mode live blocks are reported on stderr.
+  ~BuddyArena();
+
+  BuddyArena(const BuddyArena&) = delete;
+  BuddyArena& operator=(const BuddyArena&) = delete;
+
+  // validate checks a configuration without constructing an arena: errc::invalid_argument
+  // if a field is out of range (the constructor's exception names the field).
+  static Result<void> validate(const ArenaConfig& config) noexcept;
+
+  // allocate returns a block of at least `size` bytes (owner thread only).
+  // Size 0 returns a distinct min_block block, like malloc(0). Sizes up to the capacity come
+  // from the region when it has room; otherwise on_pressure is called and, under the fallback
+  // policy, the block comes from mimalloc, under fail the result is errc::out_of_memory.
+  // Size > capacity: mimalloc under fallback, errc::invalid_argument under fail.
+  // Calling it on another thread in debug mode returns errc::invalid_argument.
+  Result<void*> allocate(std::size_t size);
+
+  // allocate_data is allocate() wrapped in an EventData whose size() is `size` (0 included:
+  // an EventData that owns a min_block block). Same errors and thread rule as allocate().
+  Result<EventData> allocate_data(std::size_t size);
+
+  // deallocate returns a block obtained from allocate() (or released from an EventData); any
+  // thread. nullptr is a no-op. A block inside the region that is not live gives
+  // errc::double_free (it is free or pending) or errc::foreign_pointer (not a block start);
+  // the arena is left untouched. Outside the region the pointer must be a live fallback block
+  // (checked against the set of them), else the same two errors.
+  Result<void> deallocate(void* p) noexcept;
+
+  // drain_remote_frees reclaims the blocks other threads freed since the last drain and returns
+  // how many there were. Owner thread only; a call from another thread does nothing.
+  std::size_t drain_remote_frees() noexcept;
+
+  // trim coalesces the blocks held in the hot caches back into the free lists, so that stats()
+  // shows the fully merged state. Owner thread only.
+  void trim() noexcept;
+
+  // adopt_current_thread makes the calling thread the owner. The previous owner must have
+  // stopped using the arena, and the handover must be synchronised by the caller (e.g. a
+  // mutex or a thread join between the two threads' last and first calls).
+  void adopt_current_thread() noexcept;
+
+  // is_owner_thread tells whether the calling thread is the owner. Any thread.
+  bool is_owner_thread() const noexcept;
+
+  // contains tells whether `p` points into the region (not whether it is a live block).
+  bool contains(const void* p) const noexcept {
+    return static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(p) -
+                                    reinterpret_cast<std::uintptr_t>(base_)) < capacity_;
+  }
+
+  // block_size returns the size of the block a request of `size` bytes gets from the region,
+  // or 0 if size > capacity. Any thread.
+  std::size_t block_size(std::size_t size) const noexcept {
+    if (size > capacity_) return 0;
+    return min_block_ << order_for(size);
+  }
+
+  // stats returns a snapshot of the bookkeeping. Owner thread only.
+  ArenaStats stats() const;
+
+  // config returns the configuration the arena was built with.
+  const ArenaConfig& config() const noexcept { return config_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t min_block() const noexcept { return min_block_; }
+
+ private:
+  friend class EventData;
+  using FreeNode = detail::FreeNode;
+
+  unsigned order_for(std::size_t size) const noexcept {
+    // Branch-free: the top bit of (size - 1) | (min_block - 1) is the order's bit (size 0 counts
+    // as 1), and that value is never 0, so count-leading-zeros needs no zero check.
+    const std::size_t x = (size - (size != 0)) | (min_block_ - 1);
+    return static_cast<unsigned>(64 - __builtin_clzll(x)) - min_shift_;
+  }
+
+  FreeNode* node_at(std::size_t index) const noexcept {
+    return reinterpret_cast<FreeNode*>(base_ + (index << min_shift_));
+  }
+  // tag_of returns the tag byte of the block at p: tag_bias_ is tags_ - (base_ >> min_shift_),
+  // which saves the fast paths a load and a subtraction.
+  std::uint8_t* tag_of(const void* p) const noexcept {
+    return reinterpret_cast<std::uint8_t*>(tag_bias_ + (reinterpret_cast<std::uintptr_t>(p) >> min_shift_));
+  }
+  std::size_t index_of(const void* p) const noexcept {
+    return (reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(base_)) >> min_shift_;
+  }
+
+  void* fast_allocate(std::size_t size, std::size_t* capacity) noexcept;
+  bool fast_free(void* p, std::size_t expected_capacity) noexcept;
+  void* allocate_block(std::size_t size, std::size_t* capacity, errc* error);
+  Result<void*> allocate_general(std::size_t size);
+  std::size_t cached_count(unsigned order) const noexcept;
+  std::size_t bytes_in_use() const noexcept;
+  void push_cached(FreeNode* node, std::size_t index, unsigned order) noexcept;
+  Result<void> deallocate_general(void* p) noexcept;
+  void* allocate_slow(std::size_t size, unsigned order, std::size_t* capacity, errc* error);
+  void* allocate_fallback(std::size_t bytes, errc* error);
+  void call_pressure(std::size_t size, bool oversized);
+  std::size_t stats_largest_free() const noexcept;
+  void* take_block(unsigned order) noexcept;
+  void* take_from_larger_cache(unsigned order) noexcept;
+  errc free_block(void* p, std::size_t expected_capacity) noexcept;
+  errc free_remote(std::size_t index, std::uint8_t tag, void* p) noexcept;
+  errc classify_bad_free(std::size_t index, std::uint8_t tag) const noexcept;
+  void release_to_lists(std::size_t index, unsigned order) noexcept;
+  void reclaim(std::size_t index, unsigned order) noexcept;
+  void push_free(std::size_t index, unsigned order) noexcept;
+  void remove_free(FreeNode* node, unsigned order) noexcept;
+  void release_block(void* p, std::size_t capacity) noexcept;  // EventData::reset
+  void report(std::error_code error, const void* p, std::size_t capacity) noexcept;
+  bool owner_check(const char* call) const noexcept;
+
+  // Owner-thread state, laid out so that the hot path touches few cache lines.
+  std::byte* base_ = nullptr;
+  std::size_t capacity_ = 0;
+  std::size_t min_block_ = 0;
+  std::size_t min_blocks_ = 0;  // capacity_ / min_block_
+  unsigned min_shift_ = 0;
+  unsigned top_order_ = 0;
+  unsigned hot_limit_ = 0;    // orders below this may be cached
+  std::size_t fast_limit_ = 0;  // requests below this may take the inline hot-cache path
+  std::uint32_t hot_depth_ = 0;
+  unsigned release_order_ = kMaxOrders;  // virtual zone: coalesced blocks of this order and up
+  bool debug_ = false;
+  bool in_pressure_ = false;
+  std::uint8_t* tags_ = nullptr;  // one tag byte per min_block (see alloc/buddy_tags.hpp)
+  std::uintptr_t tag_bias_ = 0;
+  std::atomic<std::uint64_t> owner_{0};
+  std::uint64_t nonempty_ = 0;  // bit k set iff free list k is non-empty
+  std::size_t held_bytes_ = 0;   // taken from the free lists: allocated, pending or cached
+  std::size_t high_water_ = 0;  // largest held_bytes_
+  std::array<FreeNode*, kMaxOrders> hot_head_{};
+  std::array<FreeNode*, kMaxOrders> free_head_{};
+  std::array<std::size_t, kMaxOrders> free_count_{};
+  std::array<std::size_t, kMaxOrders> held_count_{};  // allocated + cached: fixed on the fast paths
+  std::uint64_t exhaustion_count_ = 0;
+  std::uint64_t remote_drained_ = 0;
+  std::uint64_t release_calls_ = 0;
+  std::size_t released_bytes_ = 0;
+  std::atomic<std::uint64_t> errors_{0};
+
+  ArenaConfig config_;
+  std::unique_ptr<detail::FallbackHeap> fallback_;
+  void* region_mapping_ = nullptr;
+  std::size_t region_mapping_size_ = 0;
+  std::size_t tags_mapping_size_ = 0;
+
+  // Written by every thread that frees remotely: kept on its own cache line so that those
+  // writes do not evict the owner's hot state.
+  alignas(64) std::atomic<FreeNode*> remote_head_{nullptr};
+  char pad_[64 - sizeof(std::atomic<FreeNode*>)] = {};
+};
+
+}  // namespace aem
