@@ -46,7 +46,8 @@ def main():
             continue
         name = re.sub(r"(/real_time)?_median$", "", b["name"])
         name = re.sub(r"/real_time$", "", name)
-        medians[name] = b["real_time"] if b.get("time_unit") == "ns" else b["real_time"]
+        scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
+        medians[name] = b["real_time"] * scale
         counters[name] = {k: v for k, v in b.items() if isinstance(v, (int, float)) and k not in (
             "real_time", "cpu_time", "iterations", "repetitions", "repetition_index", "threads", "family_index",
             "per_family_instance_index")}
@@ -58,12 +59,17 @@ def main():
     print(f"\n{'ratio':<50}{'measured':>10}{'target':>9}  verdict")
     failed = 0
     for bench, base, target in TARGETS:
-        if bench not in medians or base not in medians:
-            continue
-        ratio = medians[bench] / medians[base]
-        ok = ratio <= target
-        failed += not ok
-        print(f"{bench + ' / ' + base:<50}{ratio:>10.2f}{target:>9.2f}  {'meets' if ok else 'MISSES'}")
+        # Parameterised benchmarks (BM_X/64) are paired with the baseline of the same argument.
+        for name in sorted(medians):
+            if name != bench and not name.startswith(bench + "/"):
+                continue
+            suffix = name[len(bench):]
+            if base + suffix not in medians:
+                continue
+            ratio = medians[name] / medians[base + suffix]
+            ok = ratio <= target
+            failed += not ok
+            print(f"{name + ' / ' + base + suffix:<50}{ratio:>10.2f}{target:>9.2f}  {'meets' if ok else 'MISSES'}")
     for name, values in sorted(counters.items()):
         if "p999_over_p50" in values:
             v = values["p999_over_p50"]
