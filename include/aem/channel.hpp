@@ -91,21 +91,7 @@ class Channel {
     SendOp op{&value};
     waiter.slot = &op;
     guard_.lock();
-    if (closed_) {
-      guard_.unlock();
-      return errc::channel_closed;
-    }
-    if (detail::Waiter* receiver = receivers_.pop_front()) {
-      handoff_locked(receiver, value);
-      guard_.unlock();
-      wake<ReceiveOp>(receiver);
-      return {};
-    }
-    if (size_ < capacity_) {
-      push_locked(std::move(value));
-      guard_.unlock();
-      return {};
-    }
+    if (Result<void> now = send_now_locked(value); now || now.error() != errc::would_block) return now;
     senders_.push_back(&waiter);
     guard_.unlock();
     const detail::WakeReason reason = waiter.wait(deadline);
@@ -136,17 +122,7 @@ class Channel {
     ReceiveOp op;
     waiter.slot = &op;
     guard_.lock();
-    if (size_ > 0) {
-      detail::Waiter* sender = nullptr;
-      T value = pop_locked(sender);
-      guard_.unlock();
-      if (sender != nullptr) wake<SendOp>(sender);
-      return Result<T>(std::move(value));
-    }
-    if (closed_) {
-      guard_.unlock();
-      return errc::channel_closed;
-    }
+    if (Result<T> now = receive_now_locked(); now || now.error() != errc::would_block) return now;
     receivers_.push_back(&waiter);
     guard_.unlock();
     const detail::WakeReason reason = waiter.wait(deadline);
@@ -163,23 +139,9 @@ class Channel {
   // left untouched. Call from any thread (a capsule on any core, or a plain thread).
   Result<void> try_send(T&& value) noexcept {
     guard_.lock();
-    if (closed_) {
-      guard_.unlock();
-      return errc::channel_closed;
-    }
-    if (detail::Waiter* receiver = receivers_.pop_front()) {
-      handoff_locked(receiver, value);
-      guard_.unlock();
-      wake<ReceiveOp>(receiver);
-      return {};
-    }
-    if (size_ < capacity_) {
-      push_locked(std::move(value));
-      guard_.unlock();
-      return {};
-    }
-    guard_.unlock();
-    return errc::would_block;
+    Result<void> now = send_now_locked(value);
+    if (!now && now.error() == errc::would_block) guard_.unlock();
+    return now;
   }
 
   // try_send() sends a copy of `value`; otherwise as try_send(T&&).
@@ -194,17 +156,9 @@ class Channel {
   // open), errc::channel_closed (empty and closed). Call from any thread.
   Result<T> try_receive() noexcept {
     guard_.lock();
-    if (size_ > 0) {
-      detail::Waiter* sender = nullptr;
-      T value = pop_locked(sender);
-      guard_.unlock();
-      if (sender != nullptr) wake<SendOp>(sender);
-      return Result<T>(std::move(value));
-    }
-    const bool closed = closed_;
-    guard_.unlock();
-    if (closed) return errc::channel_closed;
-    return errc::would_block;
+    Result<T> now = receive_now_locked();
+    if (!now && now.error() == errc::would_block) guard_.unlock();
+    return now;
   }
 
   // close() closes the channel: later sends fail with errc::channel_closed, and every waiting
@@ -245,6 +199,44 @@ class Channel {
   std::size_t capacity() const noexcept { return capacity_; }
 
  private:
+  // send_now_locked sends without waiting — to a waiting receiver, else into a free slot — with
+  // guard_ held. It releases guard_ unless the channel is full (errc::would_block): then the
+  // caller either queues itself under the same lock or gives up.
+  Result<void> send_now_locked(T& value) noexcept {
+    if (closed_) {
+      guard_.unlock();
+      return errc::channel_closed;
+    }
+    if (detail::Waiter* receiver = receivers_.pop_front()) {
+      handoff_locked(receiver, value);
+      guard_.unlock();
+      wake<ReceiveOp>(receiver);
+      return {};
+    }
+    if (size_ < capacity_) {
+      push_locked(std::move(value));
+      guard_.unlock();
+      return {};
+    }
+    return errc::would_block;
+  }
+
+  // receive_now_locked takes a buffered value without waiting, with guard_ held. It releases
+  // guard_ unless the channel is empty and open (errc::would_block).
+  Result<T> receive_now_locked() noexcept {
+    if (size_ > 0) {
+      detail::Waiter* sender = nullptr;
+      T value = pop_locked(sender);
+      guard_.unlock();
+      if (sender != nullptr) wake<SendOp>(sender);
+      return Result<T>(std::move(value));
+    }
+    if (closed_) {
+      guard_.unlock();
+      return errc::channel_closed;
+    }
+    return errc::would_block;
+  }
   // SendOp is what a blocked sender offers: the receiver that makes room moves *value into the
   // buffer and sets `taken` under guard_, before it notifies the sender.
   struct SendOp {
