@@ -30,23 +30,9 @@ aem::Config sync_bench_config(unsigned cores) {
   return config;
 }
 
-void BM_MutexUncontended(benchmark::State& state) {
-  aem::Runtime rt(sync_bench_config(1));
-  rt.run([&] {
-    aem::Mutex mutex;
-    long counter = 0;
-    for (auto _ : state) {
-      mutex.lock();
-      ++counter;
-      mutex.unlock();
-    }
-    benchmark::DoNotOptimize(counter);
-  });
-}
-BENCHMARK(BM_MutexUncontended);
-
-void BM_StdMutexUncontended(benchmark::State& state) {
-  std::mutex mutex;
+// lock_unlock_loop is the body both mutex benchmarks share: one lock + unlock per iteration.
+template <typename M>
+void lock_unlock_loop(benchmark::State& state, M& mutex) {
   long counter = 0;
   for (auto _ : state) {
     mutex.lock();
@@ -54,6 +40,20 @@ void BM_StdMutexUncontended(benchmark::State& state) {
     mutex.unlock();
   }
   benchmark::DoNotOptimize(counter);
+}
+
+void BM_MutexUncontended(benchmark::State& state) {
+  aem::Runtime rt(sync_bench_config(1));
+  rt.run([&] {
+    aem::Mutex mutex;
+    lock_unlock_loop(state, mutex);
+  });
+}
+BENCHMARK(BM_MutexUncontended);
+
+void BM_StdMutexUncontended(benchmark::State& state) {
+  std::mutex mutex;
+  lock_unlock_loop(state, mutex);
 }
 BENCHMARK(BM_StdMutexUncontended);
 
