@@ -4,6 +4,7 @@
 // of permits and values, per-producer order), never a timing. Loops stop at a time budget so
 // the suite takes about as long on a slow machine; the checks hold for any number of rounds.
 #include "support/cores.hpp"
+#include "support/sync_helpers.hpp"
 
 #include <aem/capsule.hpp>
 #include <aem/channel.hpp>
@@ -28,23 +29,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using aem_test::is;
+using aem_test::spawn_on;
+using aem_test::spin_for;
+
 constexpr unsigned kCores = 4;
 constexpr auto kBudget = 1s;
-
-template <typename F>
-auto spawn_on(unsigned core, F&& fn) {
-  auto capsule = aem::spawn(std::forward<F>(fn), {.core = core});
-  REQUIRE(capsule);
-  return std::move(*capsule);
-}
-
-void spin_for(std::int64_t ns) {
-  const auto until = aem::Clock::now() + std::chrono::nanoseconds(ns);
-  while (aem::Clock::now() < until) {
-  }
-}
-
-bool is(const std::error_code& code, aem::errc e) { return code == aem::make_error_code(e); }
 
 // Budget tells the workers when to stop starting new rounds.
 struct Budget {

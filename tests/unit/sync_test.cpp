@@ -3,6 +3,7 @@
 // through the primitives themselves, and deadlines only decide which of two correct outcomes
 // happens. A lost wake-up shows up as a hang (ctest's 300 s timeout).
 #include "support/cores.hpp"
+#include "support/sync_helpers.hpp"
 
 #include <aem/capsule.hpp>
 #include <aem/channel.hpp>
@@ -32,21 +33,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// spawn_on starts `fn` on `core` and returns the handle (the test fails if it cannot).
-template <typename F>
-auto spawn_on(unsigned core, F&& fn) {
-  auto capsule = aem::spawn(std::forward<F>(fn), {.core = core});
-  REQUIRE(capsule);
-  return std::move(*capsule);
-}
-
-// spin_for busy-waits (without suspending) for about `ns` nanoseconds: it only spreads out
-// the moments at which one side of a race acts.
-void spin_for(std::int64_t ns) {
-  const auto until = aem::Clock::now() + std::chrono::nanoseconds(ns);
-  while (aem::Clock::now() < until) {
-  }
-}
+using aem_test::is;
+using aem_test::spawn_on;
+using aem_test::spin_for;
 
 // yield_until yields the calling capsule until `done()`.
 template <typename F>
@@ -59,8 +48,6 @@ struct Bump {
   std::atomic<int>* counter;
   ~Bump() { counter->fetch_add(1); }
 };
-
-bool is(const std::error_code& code, aem::errc e) { return code == aem::make_error_code(e); }
 
 }  // namespace
 
