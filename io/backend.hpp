@@ -1,21 +1,66 @@
-// backend.hpp — how a core talks to the kernel. The core loop sees only this interface, so an
-// epoll fallback can share the loop with io_uring.
+// backend.hpp — how a core talks to the kernel. The core loop and every I/O call see only this
+// interface, so the io_uring backend and the epoll fallback share one loop and one API.
 //
-// Error contract of this layer: raw operations report -errno, like cqe->res.
+// Error contract of this layer: results are -errno, like cqe->res.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <linux/time_types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 namespace aem::detail {
 
-// Completion is the record an in-flight operation leaves with the kernel (its user_data).
-// It must stay alive until its final completion is delivered, even if its waiter gave up.
+// Completion flags passed to Completion::complete.
+inline constexpr std::uint32_t kCompletionMore = 1u << 0;    // more completions of this operation follow
+inline constexpr std::uint32_t kCompletionBuffer = 1u << 1;  // a provided buffer was used: id in bits 16..31
+inline constexpr unsigned kCompletionBufferShift = 16;
+
+// Completion is the record an in-flight operation leaves with the backend. It must stay alive
+// until its final completion (one without kCompletionMore) is delivered, even if its waiter
+// gave up.
 struct Completion {
-  // complete runs on the core's thread, in the scheduler (never in a capsule); `more` is true
-  // when further completions of the same operation will follow (multishot).
-  void (*complete)(Completion* self, int result, bool more) noexcept = nullptr;
+  // complete runs on the core's thread, in the scheduler or inside Backend::poll/wait (never in
+  // a capsule). `result` is the operation's result or -errno; `flags` are kCompletion* bits.
+  void (*complete)(Completion* self, int result, std::uint32_t flags) noexcept = nullptr;
+};
+
+// IoOpcode names the operations both backends implement with the same semantics.
+enum class IoOpcode : std::uint8_t {
+  read,             // fd, buffer, length, offset (kCurrentPosition: the file position)
+  write,            // fd, buffer, length, offset
+  readv,            // fd, iov, length = iov count, offset
+  writev,           // fd, iov, length = iov count, offset
+  recv,             // fd, buffer, length, flags = MSG_*
+  send,             // fd, buffer, length, flags = MSG_*
+  recvmsg,          // fd, message, flags = MSG_*
+  sendmsg,          // fd, message, flags = MSG_*
+  accept,           // fd, address, address_length (in/out), flags = SOCK_*
+  connect,          // fd, address, address_size
+  poll,             // fd, flags = POLL* mask; result: the revents
+  accept_multishot, // fd, flags = SOCK_*; one completion per accepted socket (result = fd)
+  recv_multishot,   // fd, buffer_group; one completion per receive, in a provided buffer
+  poll_multishot,   // fd, flags = POLL* mask; one completion per readiness change
+};
+
+inline constexpr std::uint64_t kCurrentPosition = ~std::uint64_t{0};
+
+// IoRequest describes one operation. Everything it points to must stay valid until the
+// operation's final completion.
+struct IoRequest {
+  IoOpcode opcode = IoOpcode::read;
+  int fd = -1;
+  std::uint32_t flags = 0;
+  void* buffer = nullptr;  // data, or an iovec array
+  std::size_t length = 0;  // bytes, or iovec count
+  std::uint64_t offset = kCurrentPosition;
+  msghdr* message = nullptr;
+  sockaddr* address = nullptr;
+  socklen_t* address_length = nullptr;  // accept
+  socklen_t address_size = 0;           // connect
+  std::uint16_t buffer_group = 0;       // recv_multishot
 };
 
 // BackendFeatures says what the kernel granted at setup.
@@ -36,6 +81,15 @@ class Backend {
   // name returns "io_uring" or "epoll".
   virtual const char* name() const noexcept = 0;
   virtual const BackendFeatures& features() const noexcept = 0;
+
+  // submit starts `request`; its completions go to `completion`. With a `deadline` (absolute,
+  // CLOCK_MONOTONIC = the steady clock; it must stay valid until the final completion) an
+  // operation still pending then completes with -ECANCELED. Call on the core's thread.
+  virtual void submit(const IoRequest& request, Completion* completion, const __kernel_timespec* deadline) noexcept = 0;
+
+  // cancel asks to stop the operation of `completion` (multishot ones included). Its final
+  // completion still arrives: -ECANCELED, or the result if it had already finished.
+  virtual void cancel(Completion* completion) noexcept = 0;
 
   // poll submits what is prepared and delivers the completions that are ready now, without
   // blocking. Returns how many it delivered.

@@ -93,6 +93,61 @@ void UringBackend::prepare(io_uring_sqe* entry, Completion* completion) noexcept
 
 void UringBackend::ignore(io_uring_sqe* entry) noexcept { io_uring_sqe_set_data64(entry, kIgnoreTag); }
 
+void UringBackend::submit(const IoRequest& request, Completion* completion,
+                          const __kernel_timespec* deadline) noexcept {
+  // An operation and its linked timeout must go to the kernel in one submission: a chain
+  // split across two would leave the operation without its deadline.
+  if (deadline != nullptr && io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);
+  io_uring_sqe* entry = sqe();
+  const auto length = static_cast<unsigned>(request.length);
+  switch (request.opcode) {
+    case IoOpcode::read: io_uring_prep_read(entry, request.fd, request.buffer, length, request.offset); break;
+    case IoOpcode::write: io_uring_prep_write(entry, request.fd, request.buffer, length, request.offset); break;
+    case IoOpcode::readv:
+      io_uring_prep_readv(entry, request.fd, static_cast<const iovec*>(request.buffer), length, request.offset);
+      break;
+    case IoOpcode::writev:
+      io_uring_prep_writev(entry, request.fd, static_cast<const iovec*>(request.buffer), length, request.offset);
+      break;
+    case IoOpcode::recv:
+      io_uring_prep_recv(entry, request.fd, request.buffer, request.length, static_cast<int>(request.flags));
+      break;
+    case IoOpcode::send:
+      io_uring_prep_send(entry, request.fd, request.buffer, request.length, static_cast<int>(request.flags));
+      break;
+    case IoOpcode::recvmsg: io_uring_prep_recvmsg(entry, request.fd, request.message, request.flags); break;
+    case IoOpcode::sendmsg: io_uring_prep_sendmsg(entry, request.fd, request.message, request.flags); break;
+    case IoOpcode::accept:
+      io_uring_prep_accept(entry, request.fd, request.address, request.address_length, static_cast<int>(request.flags));
+      break;
+    case IoOpcode::connect: io_uring_prep_connect(entry, request.fd, request.address, request.address_size); break;
+    case IoOpcode::poll: io_uring_prep_poll_add(entry, request.fd, request.flags); break;
+    case IoOpcode::accept_multishot:
+      io_uring_prep_multishot_accept(entry, request.fd, nullptr, nullptr, static_cast<int>(request.flags));
+      break;
+    case IoOpcode::recv_multishot:
+      io_uring_prep_recv_multishot(entry, request.fd, nullptr, 0, static_cast<int>(request.flags));
+      entry->flags |= IOSQE_BUFFER_SELECT;
+      entry->buf_group = request.buffer_group;
+      break;
+    case IoOpcode::poll_multishot: io_uring_prep_poll_multishot(entry, request.fd, request.flags); break;
+  }
+  prepare(entry, completion);
+  if (deadline != nullptr) {
+    // The kernel cancels the operation at the deadline; the timeout's own CQE carries nothing.
+    entry->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* timer = sqe();
+    io_uring_prep_link_timeout(timer, const_cast<__kernel_timespec*>(deadline), IORING_TIMEOUT_ABS);
+    ignore(timer);
+  }
+}
+
+void UringBackend::cancel(Completion* completion) noexcept {
+  io_uring_sqe* entry = sqe();
+  io_uring_prep_cancel(entry, completion, 0);
+  ignore(entry);
+}
+
 void UringBackend::arm_eventfd() noexcept {
   io_uring_sqe* entry = sqe();
   io_uring_prep_read(entry, eventfd_, &eventfd_value_, sizeof eventfd_value_, 0);
@@ -118,8 +173,12 @@ std::size_t UringBackend::deliver() noexcept {
     }
     const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     if (!more) --in_flight_;
+    std::uint32_t flags = more ? kCompletionMore : 0;
+    if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) {
+      flags |= kCompletionBuffer | ((cqe->flags >> IORING_CQE_BUFFER_SHIFT) << kCompletionBufferShift);
+    }
     auto* completion = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(user_data));
-    completion->complete(completion, cqe->res, more);
+    completion->complete(completion, cqe->res, flags);
     ++delivered;
   }
   io_uring_cq_advance(&ring_, seen);

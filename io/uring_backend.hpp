@@ -31,15 +31,20 @@ class UringBackend final : public Backend {
     return in_flight_ > 0 || io_uring_sq_ready(const_cast<io_uring*>(&ring_)) > 0;
   }
 
+  void submit(const IoRequest& request, Completion* completion, const __kernel_timespec* deadline) noexcept override;
+  void cancel(Completion* completion) noexcept override;
+
   // sqe returns a free submission entry, submitting the queue first if it is full.
-  // Call on the core's thread. Never returns nullptr.
+  // Call on the core's thread. Never returns nullptr. For operations IoRequest cannot say.
   io_uring_sqe* sqe() noexcept;
 
-  // track counts one more operation in flight for `completion` (set as the SQE's user_data).
+  // prepare counts one more operation in flight for `completion` (set as the SQE's user_data).
   void prepare(io_uring_sqe* sqe, Completion* completion) noexcept;
 
   // ignore marks an SQE whose completion carries nothing to deliver (e.g. a link timeout).
   static void ignore(io_uring_sqe* sqe) noexcept;
+
+  io_uring& ring() noexcept { return ring_; }
 
   int ring_fd() const noexcept { return ring_.ring_fd; }
 

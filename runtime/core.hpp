@@ -43,7 +43,7 @@ class Core {
 
   unsigned index() const noexcept { return index_; }
   RuntimeImpl& runtime() noexcept { return runtime_; }
-  UringBackend& backend() noexcept { return *backend_; }
+  Backend& backend() noexcept { return *backend_; }
   TimerWheel& wheel() noexcept { return *wheel_; }
   EventTable* events() noexcept { return events_.get(); }
   // current returns the running capsule, or nullptr in the scheduler.
@@ -204,7 +204,7 @@ class Core {
   CapsuleControl* pool_ = nullptr;
   CapsuleControl* all_ = nullptr;
   std::size_t capsules_ = 0;
-  std::unique_ptr<UringBackend> backend_;
+  std::unique_ptr<Backend> backend_;
   std::unique_ptr<TimerWheel> wheel_;
   std::unique_ptr<EventTable> events_;
   unsigned turn_budget_ = 0;

@@ -16,7 +16,7 @@ struct Recorder {
   Completion completion{&on_complete};
   int result = 0;
   int calls = 0;
-  static void on_complete(Completion* c, int result, bool) noexcept {
+  static void on_complete(Completion* c, int result, std::uint32_t) noexcept {
     auto* self = reinterpret_cast<Recorder*>(c);
     self->result = result;
     ++self->calls;
