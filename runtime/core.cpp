@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <new>
+#include <stdexcept>
+#include <system_error>
 #include <unistd.h>
 
 namespace aem::detail {
@@ -41,9 +43,29 @@ Result<void> Core::init() noexcept {
   if (!wheel_) return make_error_code(errc::out_of_memory);
   events_.reset(new (std::nothrow) EventTable(*this, runtime_.tag()));
   if (!events_) return make_error_code(errc::out_of_memory);
+  if (Result<void> arena = init_arena(); !arena) return arena;
   const std::size_t initial = std::min(config_.capsules_per_core, config_.max_capsules);
   if (initial > 0) {
     if (Result<void> grown = grow_pool(initial); !grown) return grown;
+  }
+  return {};
+}
+
+Result<void> Core::init_arena() noexcept {
+  // The arena is made once and kept across restarts: EventData handed out in one run may be
+  // freed in the next. The start barrier orders the last thread's use before this adoption.
+  if (arena_) {
+    arena_->adopt_current_thread();
+    return {};
+  }
+  try {
+    arena_ = std::make_unique<BuddyArena>(config_.arena);
+  } catch (const std::invalid_argument&) {
+    return make_error_code(errc::invalid_argument);
+  } catch (const std::system_error& e) {
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    return make_error_code(errc::out_of_memory);
   }
   return {};
 }
@@ -288,6 +310,7 @@ void Core::loop() noexcept {
     expire_timers();
     drain_mail();
     if (events_->has_pending()) events_->retry_pending();
+    arena_->drain_remote_frees();  // one relaxed load when nothing came back
     run_ready();
     if (backend_->has_work()) backend_->poll();
     if (!ready_.empty() || !mailbox_.empty()) continue;

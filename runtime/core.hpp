@@ -13,6 +13,7 @@
 #include "runtime/mpsc_queue.hpp"
 #include "runtime/ready_queue.hpp"
 
+#include <aem/arena.hpp>
 #include <aem/config.hpp>
 #include <aem/result.hpp>
 
@@ -46,6 +47,8 @@ class Core {
   Backend& backend() noexcept { return *backend_; }
   TimerWheel& wheel() noexcept { return *wheel_; }
   EventTable* events() noexcept { return events_.get(); }
+  // arena is the core's event-data arena; it outlives restarts (see this_core::arena).
+  BuddyArena& arena() noexcept { return *arena_; }
   // current returns the running capsule, or nullptr in the scheduler.
   CapsuleControl* current() const noexcept { return current_; }
 
@@ -83,10 +86,17 @@ class Core {
     self->state = CapsuleState::suspended;
     switch_away(self);
   }
-  // yield requeues the running capsule behind the ready capsules of its level.
+  // yield requeues the running capsule behind the ready capsules of its level. With nobody
+  // else ready it stays, unless the loop has work that could make someone ready (mail, I/O
+  // completions, a due timer): a capsule spinning on yield() must not starve the loop.
   void yield() noexcept {
-    if (ready_.empty()) return;  // nobody else could run: no switch at all
     CapsuleControl* self = current_;
+    if (ready_.empty()) {
+      if (mailbox_.empty() && !backend_->has_work() && !timers_due()) return;
+      make_ready(self);
+      leave(self, false);
+      return;
+    }
     make_ready(self);
     switch_away(self);
   }
@@ -194,6 +204,7 @@ class Core {
   bool can_exit() const noexcept;
   Result<void> grow_pool(std::size_t count) noexcept;
   Result<void> refill_pool() noexcept;
+  Result<void> init_arena() noexcept;
 
   RuntimeImpl& runtime_;
   const unsigned index_;
@@ -207,6 +218,7 @@ class Core {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<TimerWheel> wheel_;
   std::unique_ptr<EventTable> events_;
+  std::unique_ptr<BuddyArena> arena_;
   unsigned turn_budget_ = 0;
   unsigned switches_ = 0;
   std::uint64_t next_sequence_ = 1;

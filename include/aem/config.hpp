@@ -1,6 +1,8 @@
 // config.hpp — the settings of a Runtime.
 #pragma once
 
+#include <aem/arena.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +42,14 @@ struct Config {
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
   // timer_tick is the resolution of each core's timer wheel: a timer fires at most one tick late.
   std::chrono::nanoseconds timer_tick = std::chrono::microseconds(50);
+  // arena configures each core's BuddyArena, from which event data on that core is allocated
+  // (this_core::arena()). Defaults: 64 MiB of virtual-memory zone per core, so resident memory
+  // follows what is in use.
+  ArenaConfig arena = [] {
+    ArenaConfig defaults;
+    defaults.zone = Zone::virtual_memory;
+    return defaults;
+  }();
   // ring_entries is the submission queue size of each core's io_uring (a power of two).
   unsigned ring_entries = 256;
   BackendKind backend = BackendKind::automatic;

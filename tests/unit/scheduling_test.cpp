@@ -1,11 +1,18 @@
 #include "support/cores.hpp"
 
 #include <aem/capsule.hpp>
+#include <aem/cross_core.hpp>
+#include <aem/fd_io.hpp>
 #include <aem/runtime.hpp>
+#include <aem/timer.hpp>
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <thread>
+#include <unistd.h>
 #include <random>
 #include <utility>
 #include <vector>
@@ -142,4 +149,49 @@ TEST_CASE("scheduling: capsule ids are unique and carry their core") {
     CHECK(aem::this_capsule::id() != a);
     CHECK(aem::this_core::count() == 2);
   });
+}
+
+// A capsule that spins on yield() with nobody else ready must still let the loop deliver what
+// would make someone ready: a timer, a cross-core message, an I/O completion.
+TEST_CASE("scheduling: spinning on yield lets the loop deliver timers, mail and completions") {
+  AEM_FOR_EACH_CORE_COUNT(cores) {
+    aem::Runtime rt(aem_test::config_for(cores));
+    const auto seen = rt.run([&] {
+      constexpr long kBound = 200'000'000;  // a hang guard, far above what is needed
+      std::atomic<bool> flag{false};
+      auto timer = aem::after(1ms, [&flag] { flag = true; });
+      REQUIRE(timer);
+      long spins = 0;
+      while (!flag && spins < kBound) { aem::this_capsule::yield(); ++spins; }
+      const bool by_timer = flag.exchange(false);
+
+      // Mail: a task posted to this core from another one (or from this one when alone).
+      auto poster = aem::spawn([&flag] { (void)aem::post(0, [&flag] { flag = true; }); },
+                               {.core = cores - 1});
+      REQUIRE(poster);
+      poster->detach();
+      for (spins = 0; !flag && spins < kBound; ++spins) aem::this_capsule::yield();
+      const bool by_mail = flag.exchange(false);
+
+      // A completion: a child blocked in a read is woken when a plain thread writes.
+      int fds[2];
+      REQUIRE(::pipe(fds) == 0);
+      auto reader = aem::spawn([&flag, fd = fds[0]] {
+        std::byte b[1];
+        if (aem::read(fd, b)) flag = true;
+      });
+      REQUIRE(reader);
+      aem::this_capsule::yield();  // let the reader submit its read
+      std::thread writer([fd = fds[1]] { (void)::write(fd, "x", 1); });
+      for (spins = 0; !flag && spins < kBound; ++spins) aem::this_capsule::yield();
+      writer.join();
+      reader->join();
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return std::array<bool, 3>{by_timer, by_mail, flag.load()};
+    });
+    CHECK(seen[0]);
+    CHECK(seen[1]);
+    CHECK(seen[2]);
+  }
 }
