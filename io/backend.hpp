@@ -13,6 +13,8 @@
 
 namespace aem::detail {
 
+class BufferRing;
+
 // Completion flags passed to Completion::complete.
 inline constexpr std::uint32_t kCompletionMore = 1u << 0;    // more completions of this operation follow
 inline constexpr std::uint32_t kCompletionBuffer = 1u << 1;  // a provided buffer was used: id in bits 16..31
@@ -90,6 +92,13 @@ class Backend {
   // cancel asks to stop the operation of `completion` (multishot ones included). Its final
   // completion still arrives: -ECANCELED, or the result if it had already finished.
   virtual void cancel(Completion* completion) noexcept = 0;
+
+  // register_buffer_ring makes `ring` the provider of buffer group ring.group() for
+  // recv_multishot. Returns 0 or -errno. The ring must stay registered while an operation may
+  // use it. Call on the core's thread.
+  virtual int register_buffer_ring(BufferRing& ring) noexcept = 0;
+  // unregister_buffer_ring withdraws it; no operation may be using the group any more.
+  virtual void unregister_buffer_ring(BufferRing& ring) noexcept = 0;
 
   // poll submits what is prepared and delivers the completions that are ready now, without
   // blocking. Returns how many it delivered.

@@ -1,5 +1,7 @@
 #include "io/uring_backend.hpp"
 
+#include "io/buffer_ring.hpp"
+
 #include <cerrno>
 #include <ctime>
 #include <sys/eventfd.h>
@@ -146,6 +148,18 @@ void UringBackend::cancel(Completion* completion) noexcept {
   io_uring_sqe* entry = sqe();
   io_uring_prep_cancel(entry, completion, 0);
   ignore(entry);
+}
+
+int UringBackend::register_buffer_ring(BufferRing& ring) noexcept {
+  io_uring_buf_reg registration{};
+  registration.ring_addr = reinterpret_cast<std::uintptr_t>(ring.ring());
+  registration.ring_entries = ring.entries();
+  registration.bgid = ring.group();
+  return io_uring_register_buf_ring(&ring_, &registration, 0);
+}
+
+void UringBackend::unregister_buffer_ring(BufferRing& ring) noexcept {
+  (void)io_uring_unregister_buf_ring(&ring_, ring.group());
 }
 
 void UringBackend::arm_eventfd() noexcept {

@@ -33,6 +33,8 @@ class UringBackend final : public Backend {
 
   void submit(const IoRequest& request, Completion* completion, const __kernel_timespec* deadline) noexcept override;
   void cancel(Completion* completion) noexcept override;
+  int register_buffer_ring(BufferRing& ring) noexcept override;
+  void unregister_buffer_ring(BufferRing& ring) noexcept override;
 
   // sqe returns a free submission entry, submitting the queue first if it is full.
   // Call on the core's thread. Never returns nullptr. For operations IoRequest cannot say.

@@ -277,11 +277,16 @@ void Core::on_stop() noexcept {
 }
 
 bool Core::can_exit() const noexcept {
-  return stop_seen_ && ready_.empty() && mailbox_.empty() && runtime_.all_cores_stopped() && runtime_.live_total() == 0;
+  // In-flight operations too: a registration's record and receive buffers must outlive them.
+  return stop_seen_ && ready_.empty() && mailbox_.empty() && backend_->in_flight() == 0 && runtime_.all_cores_stopped() &&
+         runtime_.live_total() == 0;
 }
 
 void Core::idle() noexcept {
-  const TimePoint deadline = wheel_->next_wakeup();
+  TimePoint deadline = wheel_->next_wakeup();
+  // Deferred work (activations waiting for a capsule, receives waiting for buffers) may become
+  // possible through frees from other cores, which do not wake this one: look again soon.
+  if (events_->has_deferred()) deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(1));
   if (config_.idle_spin.count() > 0) {
     TimePoint now = Clock::now();
     const TimePoint spin_until = std::min(deadline, now + std::chrono::duration_cast<Duration>(config_.idle_spin));
@@ -309,7 +314,7 @@ void Core::loop() noexcept {
     // Timers first: switching hands control back here early when one is due (timers_due).
     expire_timers();
     drain_mail();
-    if (events_->has_pending()) events_->retry_pending();
+    if (events_->has_deferred()) events_->run_deferred();
     arena_->drain_remote_frees();  // one relaxed load when nothing came back
     run_ready();
     if (backend_->has_work()) backend_->poll();

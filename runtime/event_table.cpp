@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <unistd.h>
 
 namespace aem::detail {
 namespace {
@@ -15,15 +16,31 @@ constexpr std::uint32_t kChunkShift = 12;
 constexpr std::uint32_t kChunkSize = 1u << kChunkShift;
 constexpr std::uint32_t kGenerationMask = 0xffffffu;
 
+const char* source_name(SourceKind kind) noexcept {
+  switch (kind) {
+    case SourceKind::timer: return "timer";
+    case SourceKind::accept: return "accept";
+    case SourceKind::data: return "data";
+    case SourceKind::hangup: return "close";
+    case SourceKind::state: return "state";
+  }
+  return "event";
+}
+
 }  // namespace
 
-// Activation is the task of one timer expiry: it lives in the frame of the capsule that runs
-// the handler, and is released from birth (nobody joins it).
+// Activation is the task that runs a registration's handler: one activation (fresh_capsule),
+// or every queued one in turn (keepalive). It lives in the frame of its capsule and is
+// released from birth (nobody joins it).
 struct EventTable::Activation final : TaskState {
   EventTable* table;
   Registration* registration;
+  Payload payload;
+  bool keepalive;
 
-  Activation(EventTable* t, Registration* r) noexcept : table(t), registration(r) {
+  Activation(EventTable* t, Registration* r, Payload* p) noexcept
+      : table(t), registration(r), keepalive(p == nullptr) {
+    if (p != nullptr) payload = std::move(*p);
     run = &run_impl;
     dispose = &dispose_impl;
     home = TaskHome::capsule_frame;
@@ -33,20 +50,35 @@ struct EventTable::Activation final : TaskState {
   static void run_impl(TaskState* state) noexcept {
     auto* self = static_cast<Activation*>(state);
     Registration* r = self->registration;
-    try {
+    if (self->keepalive) {
+      // One at a time, in order, until nothing is queued: then the capsule goes back to the
+      // pool. No suspension between the last empty() and the flag, so no activation is missed.
+      while (!r->cancelled && !r->queue.empty()) {
+        Payload payload = r->queue.pop();
+        self->invoke(r, payload);
+      }
+      r->worker_active = false;
+    } else if (!r->cancelled) {
       // Cancelled after this activation was queued but before it started: cancel() promises
       // that no activation starts once it has returned.
-      if (!r->cancelled) r->ops->invoke(r->handler);
+      self->invoke(r, self->payload);
+    }
+    self->table->activation_done(r);
+  }
+  void invoke(Registration* r, Payload& p) noexcept {
+    try {
+      r->ops->invoke(r->handler, p);
     } catch (const ForcedUnwind&) {
       // shutdown: the handler's capsule unwound; nothing to report
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "aem: timer handler (event %llu) threw: %s\n",
-                   static_cast<unsigned long long>(self->table->id_of(r).value()), e.what());
+      std::fprintf(stderr, "aem: %s handler (event %llu) threw: %s\n", source_name(r->kind),
+                   static_cast<unsigned long long>(table->id_of(r).value()), e.what());
     } catch (...) {
-      std::fprintf(stderr, "aem: timer handler (event %llu) threw a non-std exception\n",
-                   static_cast<unsigned long long>(self->table->id_of(r).value()));
+      std::fprintf(stderr, "aem: %s handler (event %llu) threw a non-std exception\n", source_name(r->kind),
+                   static_cast<unsigned long long>(table->id_of(r).value()));
     }
-    self->table->activation_done(r);
+    // A socket the handler did not take (it threw first) must not leak.
+    if (r->kind == SourceKind::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
   }
   static void dispose_impl(TaskState* state) noexcept { static_cast<Activation*>(state)->~Activation(); }
 };
@@ -57,6 +89,7 @@ EventTable::~EventTable() {
   for (Registration* chunk : chunks_) {
     for (std::uint32_t i = 0; i < kChunkSize; ++i) {
       Registration& r = chunk[i];
+      if (r.in_use) discard_queue(&r);
       if (r.in_use && r.handler != nullptr && r.ops != nullptr) {
         r.ops->destroy(r.handler);
         if (r.heap_handler) task_free(r.handler);
@@ -65,6 +98,7 @@ EventTable::~EventTable() {
     }
     ::operator delete(chunk, std::align_val_t{alignof(Registration)});
   }
+  if (buffer_ring_ && buffer_ring_registered_) core_.backend().unregister_buffer_ring(*buffer_ring_);
 }
 
 EventId EventTable::id_of(const Registration* r) const noexcept {
@@ -94,7 +128,8 @@ bool EventTable::grow() noexcept {
     auto* r = new (&chunk[i]) Registration();
     r->index = base + i;
     r->timer.owner = r;
-    r->timer.fire = &on_timer;
+    r->op.owner = r;
+    r->op.completion.complete = &on_source_complete;
     if (base + i == 0) continue;
     r->next_free = free_;
     free_ = r;
@@ -119,10 +154,15 @@ Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, P
   free_ = r->next_free;
   r->next_free = nullptr;
   r->in_use = true;
-  r->cancelled = false;
-  r->running = r->pending = 0;
+  r->cancelled = r->ended = r->worker_active = r->backing_off = false;
+  r->running = 0;
+  r->lost = 0;
   r->priority = priority;
   r->ops = nullptr;
+  r->kind = SourceKind::timer;
+  r->exec = Executor::fresh_capsule;
+  r->fd = -1;
+  r->period = Duration::zero();
   ++in_use_;
   return r;
 }
@@ -135,6 +175,7 @@ void EventTable::unreserve(Registration* r) noexcept {
 EventId EventTable::arm_timer(Registration* r, const HandlerOps* ops, TimePoint first, Duration period) noexcept {
   r->ops = ops;
   r->period = period;
+  r->timer.fire = &on_timer;
   core_.wheel().arm(r->timer.node, first);
   return id_of(r);
 }
@@ -146,55 +187,104 @@ void EventTable::on_timer(CoreTimer* timer) noexcept {
     // Re-arm from the previous deadline, not from now: periods do not drift, none is skipped.
     table.core_.wheel().arm(r->timer.node, r->timer.node.deadline + r->period);
   }
-  table.activate(r);
+  Payload payload;
+  table.activate(r, payload);
+  table.maybe_retire(r);
 }
 
-void EventTable::activate(Registration* r) noexcept {
-  if (r->pending == 0 && start_activation(r)) return;
-  // No capsule free: keep the activation, start it when a capsule comes back. Not lost.
-  ++r->pending;
-  if (!r->on_pending_list) {
-    r->on_pending_list = true;
-    r->next_pending = nullptr;
-    if (pending_tail_ != nullptr) pending_tail_->next_pending = r;
-    else pending_head_ = r;
-    pending_tail_ = r;
+void EventTable::activate(Registration* r, Payload& payload) noexcept {
+  if (r->exec == Executor::fresh_capsule) {
+    if (r->queue.empty() && start_activation(r, &payload)) return;
   }
+  // Queued: for the keepalive capsule, or until the pool has a capsule again. Not lost,
+  // unless even the queue cannot grow (then it is counted).
+  if (!r->queue.push(payload)) {
+    ++r->lost;
+    if (r->kind == SourceKind::accept && payload.value >= 0) ::close(std::exchange(payload.value, -1));
+    std::fprintf(stderr, "aem: out of memory queueing an activation of event %llu; it is lost\n",
+                 static_cast<unsigned long long>(id_of(r).value()));
+    return;
+  }
+  if (r->exec == Executor::keepalive && r->worker_active) return;
+  if (r->exec == Executor::keepalive && start_activation(r, nullptr)) return;
+  add_pending(r);
 }
 
-bool EventTable::start_activation(Registration* r) noexcept {
+void EventTable::add_pending(Registration* r) noexcept {
+  if (r->on_pending_list) return;
+  r->on_pending_list = true;
+  r->next_pending = nullptr;
+  if (pending_tail_ != nullptr) pending_tail_->next_pending = r;
+  else pending_head_ = r;
+  pending_tail_ = r;
+}
+
+// start_activation runs one activation with `payload` in a fresh capsule, or (payload nullptr)
+// starts the keepalive capsule that works through the queue.
+bool EventTable::start_activation(Registration* r, Payload* payload) noexcept {
   static_assert(sizeof(Activation) <= kFrameBytes && alignof(Activation) <= alignof(std::max_align_t));
   auto capsule = core_.acquire_capsule();
   if (!capsule) return false;
-  auto* activation = new ((*capsule)->frame) Activation(this, r);
+  auto* activation = new ((*capsule)->frame) Activation(this, r, payload);
   activation->runner = &core_;
   ++r->running;
+  if (payload == nullptr) r->worker_active = true;
   core_.count_task();
   core_.launch(*capsule, activation);
   return true;
 }
 
+void EventTable::run_deferred() noexcept {
+  if (pending_head_ != nullptr) retry_pending();
+  if (rearm_head_ != nullptr) rearm_starved();
+}
+
 void EventTable::retry_pending() noexcept {
   while (pending_head_ != nullptr) {
     Registration* r = pending_head_;
-    while (r->pending > 0 && !r->cancelled) {
-      if (!start_activation(r)) return;  // still no capsule: try again next turn
-      --r->pending;
+    if (!r->cancelled) {
+      if (r->exec == Executor::keepalive) {
+        if (!r->worker_active && !r->queue.empty() && !start_activation(r, nullptr)) return;
+      } else {
+        // start_activation moves the payload out only when it found a capsule; else the
+        // oldest stays in front and the next turn tries again.
+        while (!r->queue.empty()) {
+          if (!start_activation(r, &r->queue.front())) return;
+          (void)r->queue.pop();
+        }
+      }
     }
     pending_head_ = r->next_pending;
     if (pending_head_ == nullptr) pending_tail_ = nullptr;
     r->on_pending_list = false;
-    r->pending = 0;
-    if (r->cancelled && r->running == 0) retire(r);
-    else if (r->period == Duration::zero() && r->running == 0 && !r->timer.node.armed()) retire(r);
+    maybe_retire(r);
   }
 }
 
 void EventTable::activation_done(Registration* r) noexcept {
   --r->running;
-  if (r->running != 0 || r->on_pending_list) return;
-  // A one-shot timer is over once its activation has run; a cancelled one once none runs.
-  if (r->cancelled || (r->period == Duration::zero() && !r->timer.node.armed())) retire(r);
+  // A keepalive capsule that stopped because of a cancel leaves its queue behind.
+  if (r->cancelled) discard_queue(r);
+  maybe_retire(r);
+}
+
+// maybe_retire frees the slot once nothing can touch it any more: no activation runs or waits,
+// and the source is over (a fired one-shot timer, a cancelled registration, an ended socket
+// source with no operation or back-off outstanding).
+void EventTable::maybe_retire(Registration* r) noexcept {
+  if (!r->in_use || r->running != 0 || r->on_pending_list || !r->queue.empty()) return;
+  if (r->kind == SourceKind::timer) {
+    if (r->cancelled || !r->timer.node.armed()) retire(r);
+    return;
+  }
+  if ((r->cancelled || r->ended) && !r->op_in_flight && !r->timer.node.armed() && !r->on_rearm_list) retire(r);
+}
+
+void EventTable::discard_queue(Registration* r) noexcept {
+  while (!r->queue.empty()) {
+    Payload p = r->queue.pop();
+    if (r->kind == SourceKind::accept && p.value >= 0) ::close(p.value);  // accepted, never handed over
+  }
 }
 
 void EventTable::retire(Registration* r) noexcept {
@@ -217,14 +307,19 @@ Result<void> EventTable::cancel(EventId id) noexcept {
   if (r == nullptr || !r->in_use || r->cancelled || r->generation != id.generation() || r->ops == nullptr) {
     return make_error_code(errc::stale_event_id);
   }
-  // A one-shot timer that fired and whose handler still runs is over too.
-  if (r->period == Duration::zero() && !r->timer.node.armed() && r->pending == 0) {
+  if (r->kind == SourceKind::timer) {
+    // A one-shot timer that fired and whose handler still runs is over too.
+    if (r->period == Duration::zero() && !r->timer.node.armed() && r->queue.empty()) {
+      return make_error_code(errc::stale_event_id);
+    }
+  } else if (r->ended && r->queue.empty()) {
     return make_error_code(errc::stale_event_id);
   }
-  if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
   r->cancelled = true;
-  r->pending = 0;
-  if (r->running == 0 && !r->on_pending_list) retire(r);
+  discard_queue(r);
+  if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
+  if (r->kind != SourceKind::timer) stop_source(r);
+  maybe_retire(r);
   return {};
 }
 

@@ -1,4 +1,5 @@
-// timers.cpp — after / every / cancel on top of the calling core's event table.
+// timers.cpp — reserving registrations, after / every and cancel on the calling core's event
+// table.
 #include "runtime/core.hpp"
 #include "runtime/runtime_impl.hpp"
 
@@ -8,23 +9,24 @@
 namespace aem {
 namespace detail {
 
-Result<void> timer_reserve(std::size_t size, std::size_t align, const TimerOptions& options, TimerSlot& slot) noexcept {
+Result<void> registration_reserve(std::size_t size, std::size_t align, Priority priority,
+                                  RegistrationSlot& slot) noexcept {
   Core* core = Core::current_core();
   if (core == nullptr || core->current() == nullptr) return make_error_code(errc::not_in_capsule);
-  if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
+  if (!is_valid(priority)) return make_error_code(errc::invalid_argument);
   if (core->runtime().stopping()) return make_error_code(errc::shutting_down);
-  auto registration = core->events()->reserve(size, align, options.priority);
+  auto registration = core->events()->reserve(size, align, priority);
   if (!registration) return registration.error();
   slot.registration = *registration;
   slot.storage = (*registration)->handler;
   return {};
 }
 
-void timer_unreserve(const TimerSlot& slot) noexcept {
+void registration_unreserve(const RegistrationSlot& slot) noexcept {
   Core::current_core()->events()->unreserve(static_cast<Registration*>(slot.registration));
 }
 
-EventId timer_arm(const TimerSlot& slot, const HandlerOps* ops, TimePoint first, Duration period) noexcept {
+EventId timer_arm(const RegistrationSlot& slot, const HandlerOps* ops, TimePoint first, Duration period) noexcept {
   return Core::current_core()->events()->arm_timer(static_cast<Registration*>(slot.registration), ops, first, period);
 }
 

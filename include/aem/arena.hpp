@@ -191,6 +191,15 @@ class AEM_EXPORT BuddyArena {
   // an EventData that owns a min_block block). Same errors and thread rule as allocate().
   Result<EventData> allocate_data(std::size_t size);
 
+  // adopt wraps `block`, which allocate(`requested`) of this arena returned and which is still
+  // live, in an EventData whose size() is `used` (<= requested) and which frees the block when
+  // destroyed. The caller gives up the block. Any thread. Used to hand a filled I/O buffer to a
+  // handler without copying it.
+  EventData adopt(void* block, std::size_t requested, std::size_t used) noexcept {
+    const std::size_t capacity = requested <= capacity_ ? block_size(requested) : requested;
+    return EventData(this, static_cast<std::byte*>(block), used, capacity);
+  }
+
   // deallocate returns a block obtained from allocate() (or released from an EventData); any
   // thread. nullptr is a no-op. A block inside the region that is not live gives
   // errc::double_free (it is free or pending) or errc::foreign_pointer (not a block start);

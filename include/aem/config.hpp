@@ -50,6 +50,12 @@ struct Config {
     defaults.zone = Zone::virtual_memory;
     return defaults;
   }();
+  // recv_buffers receive buffers of recv_buffer_size bytes, taken from the arena when the first
+  // on_data registration of a core is made, are shared by all of the core's on_data
+  // registrations (a provided-buffer ring): an idle connection holds none. recv_buffers is a
+  // power of two, at most 32768.
+  unsigned recv_buffers = 256;
+  std::size_t recv_buffer_size = 4096;
   // ring_entries is the submission queue size of each core's io_uring (a power of two).
   unsigned ring_entries = 256;
   BackendKind backend = BackendKind::automatic;

@@ -2,6 +2,7 @@
 // registration's priority, each time the timer expires.
 #pragma once
 
+#include <aem/detail/registration.hpp>
 #include <aem/event_id.hpp>
 #include <aem/export.hpp>
 #include <aem/priority.hpp>
@@ -23,42 +24,23 @@ struct TimerOptions {
 
 namespace detail {
 
-// TimerSlot is a reservation in the calling core's registration table: `storage` receives the
-// handler (constructed by the template below), then timer_arm starts the timer.
-struct TimerSlot {
-  void* registration = nullptr;
-  void* storage = nullptr;
+struct InvokeTimer {
+  template <typename H>
+  void operator()(H& handler, Payload&) const {
+    std::invoke(handler);
+  }
 };
 
-struct HandlerOps {
-  void (*invoke)(void* handler);
-  void (*destroy)(void* handler) noexcept;
-};
-
-template <typename F>
-inline constexpr HandlerOps kHandlerOps{
-    [](void* h) { std::invoke(*static_cast<F*>(h)); },
-    [](void* h) noexcept { static_cast<F*>(h)->~F(); },
-};
-
-AEM_EXPORT Result<void> timer_reserve(std::size_t size, std::size_t align, const TimerOptions& options,
-                                      TimerSlot& slot) noexcept;
-AEM_EXPORT void timer_unreserve(const TimerSlot& slot) noexcept;
-AEM_EXPORT EventId timer_arm(const TimerSlot& slot, const HandlerOps* ops, TimePoint first, Duration period) noexcept;
+AEM_EXPORT EventId timer_arm(const RegistrationSlot& slot, const HandlerOps* ops, TimePoint first,
+                             Duration period) noexcept;
 
 template <typename F>
 Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, const TimerOptions& options) {
-  using H = std::decay_t<F>;
-  static_assert(std::is_invocable_v<H&>, "a timer handler is called with no arguments");
-  TimerSlot slot;
-  if (Result<void> reserved = timer_reserve(sizeof(H), alignof(H), options, slot); !reserved) return reserved.error();
-  try {
-    new (slot.storage) H(std::forward<F>(handler));
-  } catch (...) {
-    timer_unreserve(slot);
-    throw;
-  }
-  return timer_arm(slot, &kHandlerOps<H>, first, period);
+  static_assert(std::is_invocable_v<std::decay_t<F>&>, "a timer handler is called with no arguments");
+  return register_handler<InvokeTimer>(std::forward<F>(handler), options.priority,
+                                       [&](const RegistrationSlot& slot, const HandlerOps* ops) -> Result<EventId> {
+                                         return timer_arm(slot, ops, first, period);
+                                       });
 }
 
 }  // namespace detail
