@@ -99,6 +99,7 @@ class EventTable {
   void run_deferred() noexcept;
   std::size_t size() const noexcept { return in_use_; }
   const SocketCounters& socket_counters() const noexcept { return counters_; }
+  const BufferRing* buffer_ring() const noexcept { return buffer_ring_.get(); }
 
  private:
   struct Activation;

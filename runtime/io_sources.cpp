@@ -5,6 +5,8 @@
 #include "runtime/event_table.hpp"
 #include "runtime/runtime_impl.hpp"
 
+#include <aem/net/events.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <poll.h>
@@ -252,3 +254,21 @@ Result<EventId> source_arm(const RegistrationSlot& slot, const HandlerOps* ops, 
 }
 
 }  // namespace aem::detail
+
+namespace aem::this_core {
+
+SocketEventStats socket_event_stats() noexcept {
+  SocketEventStats stats;
+  detail::Core* core = detail::Core::current_core();
+  if (core == nullptr) return stats;
+  const detail::EventTable& table = *core->events();
+  stats.accept_backoffs = table.socket_counters().accept_backoffs;
+  stats.receive_starvations = table.socket_counters().receive_starvations;
+  if (const detail::BufferRing* ring = table.buffer_ring()) {
+    stats.receive_buffers = ring->entries();
+    stats.receive_buffers_missing = ring->missing();
+  }
+  return stats;
+}
+
+}  // namespace aem::this_core

@@ -1,0 +1,203 @@
+// net/events.hpp — AEM-style socket registrations (the seed's sockasync_accept / read / close /
+// sock): a handler runs in a capsule each time the socket has an event, so a connection that
+// is idle costs a registration (about 200 bytes) and no stack.
+//
+// Lifetime: a registration does not own its socket. The socket must stay open while the
+// registration lives: on_data and on_close registrations end by themselves when the stream
+// ends; cancel() (aem::cancel(id)) ends any of them. When a registration ends, its handler is
+// destroyed — so a handler that captures the stream (say a std::shared_ptr<TcpStream>) keeps it
+// exactly as long as the registration needs it.
+//
+// Example (an echo server, no capsule per idle connection):
+//   aem::on_accept(listener, [](aem::TcpStream accepted) {
+//     auto stream = std::make_shared<aem::TcpStream>(std::move(accepted));
+//     (void)aem::on_data(*stream, [stream](aem::EventData bytes) { (void)stream->write_all(bytes.bytes()); },
+//                        {.exec = aem::Executor::keepalive});
+//   });
+#pragma once
+
+#include <aem/detail/registration.hpp>
+#include <aem/error.hpp>
+#include <aem/event_data.hpp>
+#include <aem/event_id.hpp>
+#include <aem/executor.hpp>
+#include <aem/export.hpp>
+#include <aem/net/socket.hpp>
+#include <aem/net/stream.hpp>
+#include <aem/net/tcp.hpp>
+#include <aem/net/unix.hpp>
+#include <aem/priority.hpp>
+#include <aem/result.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <poll.h>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace aem {
+
+// SocketEventOptions say how a socket registration's activations run.
+struct SocketEventOptions {
+  Priority priority = Priority::normal;
+  Executor exec = Executor::fresh_capsule;
+};
+
+// AcceptOptions add what on_accept reports besides connections.
+struct AcceptOptions {
+  Priority priority = Priority::normal;
+  Executor exec = Executor::fresh_capsule;
+  // on_error runs (in the registration's capsule, in order with the connections) when accepting
+  // pauses because the process or system is out of descriptors or memory (std::errc::
+  // too_many_files_open, too_many_files_open_in_system, not_enough_memory, no_buffer_space):
+  // the registration backs off (1 ms, doubling up to 128 ms, while the shortage lasts) instead
+  // of spinning, and resumes by itself. Also when the listener fails for good (then the
+  // registration ends). Optional.
+  std::function<void(std::error_code)> on_error;
+};
+
+// SocketState is one readiness change of a socket.
+struct SocketState {
+  std::uint32_t revents = 0;  // the poll(2) bits
+  std::error_code error;      // the socket's pending error when revents has POLLERR
+  bool readable() const noexcept { return (revents & (POLLIN | POLLPRI)) != 0; }
+  bool writable() const noexcept { return (revents & POLLOUT) != 0; }
+  bool peer_closed() const noexcept { return (revents & (POLLRDHUP | POLLHUP)) != 0; }
+  bool failed() const noexcept { return (revents & POLLERR) != 0; }
+};
+
+// SocketEventStats count what the calling core's socket registrations went through.
+struct SocketEventStats {
+  std::uint64_t accept_backoffs = 0;      // accepts paused for want of descriptors or memory
+  std::uint64_t receive_starvations = 0;  // receives paused for want of receive buffers
+  std::size_t receive_buffers = 0;        // the core's receive buffers (0 before its first on_data)
+  std::size_t receive_buffers_missing = 0;  // of which handed to handlers and not yet replaced
+};
+
+namespace this_core {
+// socket_event_stats returns the calling core's counters (all zero on a plain thread).
+AEM_EXPORT SocketEventStats socket_event_stats() noexcept;
+}  // namespace this_core
+
+namespace detail {
+
+template <typename Stream, typename H>
+struct AcceptHandler {
+  H handler;
+  std::function<void(std::error_code)> on_error;
+};
+
+template <typename Stream>
+struct InvokeAccept {
+  template <typename H>
+  void operator()(AcceptHandler<Stream, H>& h, Payload& payload) const {
+    if (payload.value >= 0) {
+      h.handler(Stream(std::exchange(payload.value, -1)));
+    } else if (h.on_error) {
+      h.on_error(std::error_code(payload.error, std::generic_category()));
+    }
+  }
+};
+
+struct InvokeData {
+  template <typename H>
+  void operator()(H& handler, Payload& payload) const {
+    handler(std::move(payload.data));
+  }
+};
+
+struct InvokeClose {
+  template <typename H>
+  void operator()(H& handler, Payload& payload) const {
+    handler(payload.error != 0 ? std::error_code(payload.error, std::generic_category()) : std::error_code());
+  }
+};
+
+struct InvokeState {
+  template <typename H>
+  void operator()(H& handler, Payload& payload) const {
+    SocketState state;
+    if (payload.value >= 0) state.revents = static_cast<std::uint32_t>(payload.value);
+    if (payload.error != 0) state.error = std::error_code(payload.error, std::generic_category());
+    handler(state);
+  }
+};
+
+template <typename Invoke, typename F>
+Result<EventId> register_socket(F&& handler, Priority priority, SourceSpec spec) {
+  if (spec.fd < 0) return make_error_code(errc::invalid_argument);
+  return register_handler<Invoke>(std::forward<F>(handler), priority,
+                                  [&](const RegistrationSlot& slot, const HandlerOps* ops) {
+                                    return source_arm(slot, ops, spec);
+                                  });
+}
+
+template <typename Stream, typename Listener, typename F>
+Result<EventId> register_accept(const Listener& listener, F&& handler, AcceptOptions options) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&, Stream>, "an accept handler is called with the new stream");
+  AcceptHandler<Stream, std::decay_t<F>> wrapped{std::forward<F>(handler), std::move(options.on_error)};
+  return register_socket<InvokeAccept<Stream>>(std::move(wrapped), options.priority,
+                                               {SourceKind::accept, listener.fd(), 0, options.exec});
+}
+
+}  // namespace detail
+
+// on_accept runs `handler(TcpStream)` for every connection `listener` accepts (one multishot
+// accept), in a capsule on the calling core, until cancelled. The listener must stay open
+// while registered. Call from a capsule.
+// Errors: errc::not_in_capsule, errc::invalid_argument (a closed listener, a bad priority or
+// executor), errc::resource_limit (the core's registration table is full), errc::shutting_down.
+//
+// Example:
+//   auto id = aem::on_accept(listener, [](aem::TcpStream s) { serve(std::move(s)); });
+template <typename F>
+Result<EventId> on_accept(const TcpListener& listener, F&& handler, AcceptOptions options = {}) {
+  return detail::register_accept<TcpStream>(listener, std::forward<F>(handler), std::move(options));
+}
+
+// on_accept for Unix-domain listeners: `handler(UnixStream)`.
+template <typename F>
+Result<EventId> on_accept(const UnixListener& listener, F&& handler, AcceptOptions options = {}) {
+  return detail::register_accept<UnixStream>(listener, std::forward<F>(handler), std::move(options));
+}
+
+// on_data runs `handler(EventData)` with the bytes of each receive on `stream`, in order of
+// arrival (with Executor::keepalive the handlers also run one at a time, in that order). The
+// bytes land in the core's shared receive buffers (Config::recv_buffers), so an idle stream
+// holds none; small receives are copied into a right-sized arena block, large ones hand over
+// the buffer itself. When the buffers run out, receiving pauses — the bytes wait in the
+// socket — and resumes when buffers come back: nothing is lost. The registration ends by
+// itself at the end of the stream or on an error that ends the connection (on_close says which).
+// Call from a capsule. Errors: as on_accept, and errc::out_of_memory (no receive buffers).
+template <typename F>
+Result<EventId> on_data(const StreamSocket& stream, F&& handler, SocketEventOptions options = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&, EventData>, "a data handler is called with EventData");
+  return detail::register_socket<detail::InvokeData>(std::forward<F>(handler), options.priority,
+                                                     {detail::SourceKind::data, stream.fd(), 0, options.exec});
+}
+
+// on_close runs `handler(std::error_code)` once, when the peer hangs up (an empty code: it shut
+// down or closed its side, including a half-close) or the connection fails (the socket error,
+// e.g. std::errc::connection_reset). Then the registration ends. Call from a capsule.
+// Errors: as on_accept.
+template <typename F>
+Result<EventId> on_close(const Socket& socket, F&& handler, SocketEventOptions options = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&, std::error_code>, "a close handler is called with an error_code");
+  return detail::register_socket<detail::InvokeClose>(std::forward<F>(handler), options.priority,
+                                                      {detail::SourceKind::hangup, socket.fd(), 0, options.exec});
+}
+
+// on_state runs `handler(SocketState)` each time `socket` becomes ready for one of `events`
+// (poll bits: POLLIN, POLLOUT, POLLRDHUP, ...; POLLHUP and POLLERR are always reported), until
+// cancelled or until the socket hangs up or fails (that last state is delivered, then the
+// registration ends). Call from a capsule. Errors: as on_accept.
+template <typename F>
+Result<EventId> on_state(const Socket& socket, std::uint32_t events, F&& handler, SocketEventOptions options = {}) {
+  static_assert(std::is_invocable_v<std::decay_t<F>&, SocketState>, "a state handler is called with SocketState");
+  return detail::register_socket<detail::InvokeState>(std::forward<F>(handler), options.priority,
+                                                      {detail::SourceKind::state, socket.fd(), events, options.exec});
+}
+
+}  // namespace aem
