@@ -7,10 +7,19 @@
 
 namespace aem {
 
-// BackendKind selects how a core talks to the kernel.
+// BackendKind selects how a core talks to the kernel. Runtime::backend_name() tells which
+// one the cores use.
 enum class BackendKind : std::uint8_t {
-  automatic,  // io_uring; the environment variable AEM_BACKEND=io_uring|epoll overrides
+  // automatic is io_uring, or epoll where io_uring set-up is refused (ENOSYS: an old kernel or
+  // a seccomp filter; EPERM: kernel.io_uring_disabled or seccomp; EACCES: an LSM). The
+  // environment variable AEM_BACKEND=io_uring|epoll replaces automatic (other values are
+  // ignored).
+  automatic,
+  // io_uring only: starting the runtime fails where io_uring is refused.
   io_uring,
+  // epoll: readiness-based system calls. The same API and results, with fewer system calls
+  // saved: regular files are read and written synchronously (they block the core's thread).
+  epoll,
 };
 
 // Config holds a Runtime's settings; every field has a usable default.
@@ -40,7 +49,8 @@ struct Config {
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
   // timer_tick is the resolution of each core's timer wheel: a timer fires at most one tick late.
   std::chrono::nanoseconds timer_tick = std::chrono::microseconds(50);
-  // ring_entries is the submission queue size of each core's io_uring (a power of two).
+  // ring_entries is the submission queue size of each core's io_uring (a power of two);
+  // the epoll backend has no such bound.
   unsigned ring_entries = 256;
   BackendKind backend = BackendKind::automatic;
 };
