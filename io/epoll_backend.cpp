@@ -1,6 +1,7 @@
 #include "io/epoll_backend.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <ctime>
@@ -30,11 +31,11 @@ timespec to_timespec(std::int64_t ns) noexcept {
 // wait_events is epoll_pwait2 (nanosecond timeouts, Linux 5.11); older kernels get epoll_wait
 // with the timeout rounded up to whole milliseconds, so a wait never ends before its deadline.
 int wait_events(int epoll_fd, epoll_event* events, int capacity, const timespec* timeout) noexcept {
-  static bool have_pwait2 = true;  // the kernel answers alike on every thread
-  if (have_pwait2) {
+  static std::atomic<bool> have_pwait2{true};  // the kernel answers alike on every core
+  if (have_pwait2.load(std::memory_order_relaxed)) {
     const int n = ::epoll_pwait2(epoll_fd, events, capacity, timeout, nullptr);
     if (n >= 0 || errno != ENOSYS) return n;
-    have_pwait2 = false;
+    have_pwait2.store(false, std::memory_order_relaxed);
   }
   int ms = -1;
   if (timeout != nullptr) {

@@ -6,6 +6,8 @@
 //                 first (and a write then limited to PIPE_BUF, which cannot block once the fd
 //                 is writable);
 //   accept        on a non-blocking socket called at once, on a blocking one after readiness;
+//                 between that check and the call another thread may take what was ready, and
+//                 the call then blocks: fds that several cores use should be O_NONBLOCK;
 //   connect       on a blocking socket made non-blocking for the call only, then EINPROGRESS →
 //                 wait for writability → SO_ERROR;
 //   regular files, block devices and directories  plain blocking calls, synchronously: epoll
