@@ -22,17 +22,21 @@ demo: setup build/release/build.ninja
 	./build/release/examples/aem_demo
 
 # The suite: unit, stress and integration labels; every public header compiled alone; the
-# install + find_package(aem) consumer check.
+# install + find_package(aem) consumer check. It runs twice: on the default backend, then with
+# every runtime forced onto the epoll fallback (AEM_BACKEND=epoll).
 test: setup
 	cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAEM_WERROR=ON $(CMAKE_FLAGS)
 	cmake --build build/test -j $(JOBS)
 	cd build/test && ctest -j $(JOBS) --output-on-failure --timeout 300
+	cd build/test && AEM_BACKEND=epoll ctest -j $(JOBS) --output-on-failure --timeout 300
 
 test-asan: setup
 	cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAEM_SANITIZE=address,undefined \
 	  -DAEM_BUILD_BENCH=OFF -DAEM_WERROR=ON $(CMAKE_FLAGS)
 	cmake --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest -j $(JOBS) --output-on-failure --timeout 600 -LE integration
+	cd build/asan && AEM_BACKEND=epoll ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest -j $(JOBS) --output-on-failure --timeout 600 -LE integration
 
 test-tsan: setup

@@ -90,10 +90,9 @@ bool BufferRing::refill() noexcept {
   return empty_slots_.size() < before;
 }
 
-bool BufferRing::take(std::uint16_t& id) noexcept {
+bool BufferRing::peek(std::uint16_t& id) const noexcept {
   if (head_ == tail_) return false;
   id = ring_->bufs[head_ & (entries_ - 1)].bid;
-  ++head_;
   return true;
 }
 

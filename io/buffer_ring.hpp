@@ -57,9 +57,11 @@ class BufferRing {
   // missing is how many slots wait for a buffer.
   std::size_t missing() const noexcept { return empty_slots_.size(); }
 
-  // take pops the next available buffer, as the kernel would (epoll backend). False: none.
-  bool take(std::uint16_t& id) noexcept;
-  // available is how many buffers wait in the ring for take() (epoll backend only: the
+  // peek names the next available buffer, as the kernel would pick it, and consume takes it
+  // (epoll backend: a receive that found nothing to read leaves the buffer in place).
+  bool peek(std::uint16_t& id) const noexcept;
+  void consume() noexcept { ++head_; }
+  // available is how many buffers wait in the ring for peek() (epoll backend only: the
   // kernel's consumer position is not ours to see).
   unsigned available() const noexcept { return static_cast<std::uint16_t>(tail_ - head_); }
 

@@ -1,5 +1,6 @@
 #include "runtime/core.hpp"
 
+#include "io/backend_factory.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
 
@@ -35,7 +36,7 @@ Result<void> Core::init() noexcept {
   context_adopt_thread(scheduler_);
   set_guard_lookup(&running_guard);
   if (Result<void> handler = install_overflow_handler(); !handler) return handler;
-  auto backend = UringBackend::create(config_.ring_entries);
+  auto backend = create_backend(config_.backend, config_.ring_entries);
   if (!backend) return backend.error();
   backend_ = std::move(*backend);
   wheel_.reset(new (std::nothrow) TimerWheel(std::chrono::duration_cast<std::chrono::nanoseconds>(config_.timer_tick),

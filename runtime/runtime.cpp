@@ -90,6 +90,7 @@ void RuntimeImpl::thread_main(unsigned index, TaskState* root) noexcept {
   const bool restore = root != nullptr && index == 0 && ::sched_getaffinity(0, sizeof caller_affinity, &caller_affinity) == 0;
   pin(index);
   Result<void> init = core.init();
+  if (init && index == 0) backend_name_.store(core.backend().name(), std::memory_order_release);
   {
     std::unique_lock lock(phase_mutex_);
     if (!init && !init_error_) init_error_ = init.error();
@@ -220,6 +221,7 @@ namespace {
 Config apply_environment(Config config) {
   if (const char* backend = std::getenv("AEM_BACKEND"); backend != nullptr && config.backend == BackendKind::automatic) {
     if (std::string_view(backend) == "io_uring") config.backend = BackendKind::io_uring;
+    if (std::string_view(backend) == "epoll") config.backend = BackendKind::epoll;
   }
   return config;
 }
@@ -249,5 +251,6 @@ void Runtime::inject(unsigned core, detail::TaskState* task) noexcept { impl_->i
 unsigned Runtime::cores() const noexcept { return impl_->core_count(); }
 const Config& Runtime::config() const noexcept { return impl_->config(); }
 bool Runtime::running() const noexcept { return impl_->running(); }
+std::string_view Runtime::backend_name() const noexcept { return impl_->backend_name(); }
 
 }  // namespace aem

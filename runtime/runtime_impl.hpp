@@ -50,6 +50,8 @@ class RuntimeImpl {
   // inject hands a task to `core` from any thread (Runtime::submit).
   void inject(unsigned core, TaskState* task) noexcept;
   bool is_root(const TaskState* task) const noexcept { return task == root_; }
+  // backend_name is the name of core 0's backend, once it has been created ("" before).
+  const char* backend_name() const noexcept { return backend_name_.load(std::memory_order_acquire); }
 
  private:
   void thread_main(unsigned index, TaskState* root) noexcept;
@@ -64,6 +66,7 @@ class RuntimeImpl {
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> stopped_cores_{0};
+  std::atomic<const char*> backend_name_{""};
 
   // Start-up: every core initialises, then all run; if one fails, none does.
   std::mutex phase_mutex_;

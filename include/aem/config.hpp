@@ -9,10 +9,19 @@
 
 namespace aem {
 
-// BackendKind selects how a core talks to the kernel.
+// BackendKind selects how a core talks to the kernel. Runtime::backend_name() tells which
+// one the cores use.
 enum class BackendKind : std::uint8_t {
-  automatic,  // io_uring; the environment variable AEM_BACKEND=io_uring|epoll overrides
+  // automatic is io_uring, or epoll where io_uring set-up is refused (ENOSYS: an old kernel or
+  // a seccomp filter; EPERM: kernel.io_uring_disabled or seccomp; EACCES: an LSM). The
+  // environment variable AEM_BACKEND=io_uring|epoll replaces automatic (other values are
+  // ignored).
+  automatic,
+  // io_uring only: starting the runtime fails where io_uring is refused.
   io_uring,
+  // epoll: readiness-based system calls. The same API and results, with fewer system calls
+  // saved: regular files are read and written synchronously (they block the core's thread).
+  epoll,
 };
 
 // Config holds a Runtime's settings; every field has a usable default.
@@ -56,7 +65,8 @@ struct Config {
   // power of two, at most 32768.
   unsigned recv_buffers = 256;
   std::size_t recv_buffer_size = 4096;
-  // ring_entries is the submission queue size of each core's io_uring (a power of two).
+  // ring_entries is the submission queue size of each core's io_uring (a power of two);
+  // the epoll backend has no such bound.
   unsigned ring_entries = 256;
   BackendKind backend = BackendKind::automatic;
 };

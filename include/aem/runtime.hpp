@@ -12,6 +12,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -111,6 +112,10 @@ class AEM_EXPORT Runtime {
   const Config& config() const noexcept;
   // running reports whether the cores are running (between start/run and the end of stop).
   bool running() const noexcept;
+  // backend_name returns "io_uring" or "epoll": the kernel interface the cores use (see
+  // Config::backend and AEM_BACKEND), or used until the last stop; "" before the first start.
+  // Any thread.
+  std::string_view backend_name() const noexcept;
 
  private:
   Result<void> run_root(detail::TaskState* root);
