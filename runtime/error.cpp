@@ -29,6 +29,7 @@ class AemCategory final : public std::error_category {
       case errc::double_free: return "block freed twice";
       case errc::foreign_pointer: return "pointer does not belong to this allocator";
       case errc::unsupported: return "not supported by this kernel or build";
+      case errc::end_of_stream: return "the peer closed the stream before the expected bytes arrived";
     }
     return "unknown aem error " + std::to_string(value);
   }

@@ -1,26 +1,13 @@
+#include "runtime/io_result.hpp"
 #include "runtime/io_wait.hpp"
 
 #include <aem/fd_io.hpp>
-
-#include <cerrno>
 
 namespace aem {
 namespace {
 
 // Linux caps one read or write at 0x7ffff000 bytes anyway; a shorter count is a short read.
 constexpr std::size_t kMaxTransfer = 0x7ffff000;
-
-// outcome maps a raw result. -ECANCELED means the deadline passed, or the runtime cancelled
-// every operation because it is shutting down.
-Result<std::size_t> outcome(int res, Deadline deadline) {
-  if (res >= 0) return static_cast<std::size_t>(res);
-  switch (-res) {
-    case ECANCELED: return make_error_code(deadline.expired() ? errc::timed_out : errc::shutting_down);
-    case ESHUTDOWN: return make_error_code(errc::shutting_down);
-    case EPERM: return make_error_code(errc::not_in_capsule);
-    default: return errno_code(-res);
-  }
-}
 
 Result<std::size_t> transfer(detail::IoOpcode opcode, int fd, const void* data, std::size_t size, std::uint64_t offset,
                              Deadline deadline) {
@@ -30,7 +17,7 @@ Result<std::size_t> transfer(detail::IoOpcode opcode, int fd, const void* data, 
   request.buffer = const_cast<void*>(data);
   request.length = size < kMaxTransfer ? size : kMaxTransfer;
   request.offset = offset;
-  return outcome(detail::perform(request, deadline), deadline);
+  return detail::io_count(detail::perform(request, deadline), deadline);
 }
 
 }  // namespace

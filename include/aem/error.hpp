@@ -34,6 +34,7 @@ enum class errc : int {
   double_free,           // a block was freed twice (arena debug mode)
   foreign_pointer,       // a pointer that no arena of this runtime handed out
   unsupported,           // the kernel or build lacks a feature this call needs
+  end_of_stream,         // the peer closed the stream before the bytes a call needed arrived
 };
 
 // error_category returns the std::error_category of aem::errc values (name "aem").

@@ -1,0 +1,71 @@
+// net/stream.hpp — StreamSocket: reading and writing a connected byte stream (TCP or Unix
+// domain), the part TcpStream and UnixStream share.
+#pragma once
+
+#include <aem/export.hpp>
+#include <aem/net/address.hpp>
+#include <aem/net/socket.hpp>
+#include <aem/result.hpp>
+#include <aem/time.hpp>
+
+#include <cstddef>
+#include <span>
+#include <sys/uio.h>
+
+namespace aem {
+
+// Shutdown says which direction of a stream shutdown() ends.
+enum class Shutdown : std::uint8_t { read, write, both };
+
+// StreamSocket is the base of TcpStream and UnixStream (see Socket for ownership, concurrency
+// and cancellation). Every blocking call takes an optional deadline and suspends only the
+// calling capsule.
+// Errors common to the blocking calls: errc::timed_out (the deadline passed), errc::cancelled
+// (cancel() or close() from elsewhere), errc::not_in_capsule (called from a plain thread),
+// errc::shutting_down (the runtime stops), or the errno of the system call as a
+// std::generic_category code (std::errc::connection_reset, std::errc::broken_pipe, …).
+// Writes never raise SIGPIPE: a write to a closed peer fails with std::errc::broken_pipe.
+//
+// Example:
+//   std::array<std::byte, 4096> buffer;
+//   while (auto n = stream.read(buffer, 30s)) {
+//     if (*n == 0) break;  // the peer closed its side
+//     if (!stream.write_all(std::span(buffer).first(*n))) break;
+//   }
+class AEM_EXPORT StreamSocket : public Socket {
+ public:
+  // read reads what has arrived, at most buffer.size() bytes, waiting until at least one byte
+  // (or the end of the stream) is there. Returns the count; 0 means the peer shut down its
+  // writing side (or buffer is empty). Call from a capsule.
+  Result<std::size_t> read(std::span<std::byte> buffer, Deadline deadline = {});
+  // read_exact fills the whole buffer. Errors: errc::end_of_stream if the peer closes first;
+  // after any error the buffer holds an unspecified prefix of the data. Call from a capsule.
+  Result<void> read_exact(std::span<std::byte> buffer, Deadline deadline = {});
+
+  // write writes some of `data` (at least one byte unless data is empty) and returns how much:
+  // a short count when the socket's send buffer fills up. Call from a capsule.
+  Result<std::size_t> write(std::span<const std::byte> data, Deadline deadline = {});
+  // write_all writes all of `data`, however many writes it takes. After an error an unknown
+  // prefix of `data` has been sent: the stream is then only good for closing. Call from a
+  // capsule.
+  Result<void> write_all(std::span<const std::byte> data, Deadline deadline = {});
+  // writev writes some of the buffers, in order, as one call (a gathered write), and returns
+  // the bytes written. At most IOV_MAX (1024) buffers. Errors: errc::invalid_argument for more.
+  // Call from a capsule.
+  Result<std::size_t> writev(std::span<const iovec> buffers, Deadline deadline = {});
+
+  // shutdown ends one or both directions (shutdown(2)): after Shutdown::write the peer reads
+  // the end of the stream and may still write back. A capsule blocked in read wakes up with
+  // 0 after Shutdown::read or Shutdown::both. Any thread. Errors: the errno of shutdown(2)
+  // (std::errc::not_connected if the peer is gone).
+  Result<void> shutdown(Shutdown how);
+
+  // peer_address returns the address of the connected peer (getpeername). Any thread.
+  Result<SocketAddress> peer_address() const;
+
+ protected:
+  StreamSocket() noexcept = default;
+  explicit StreamSocket(int fd) noexcept : Socket(fd) {}
+};
+
+}  // namespace aem

@@ -1,0 +1,73 @@
+// net/tcp.hpp — TCP: TcpStream (a connection) and TcpListener (accepts connections).
+#pragma once
+
+#include <aem/export.hpp>
+#include <aem/net/address.hpp>
+#include <aem/net/listener.hpp>
+#include <aem/net/socket.hpp>
+#include <aem/net/stream.hpp>
+#include <aem/result.hpp>
+#include <aem/time.hpp>
+
+#include <chrono>
+
+namespace aem {
+
+// TcpStream is a TCP connection: a move-only owner of its socket (closed on destruction) with
+// the blocking-style reads and writes of StreamSocket.
+//
+// Example (from a capsule):
+//   auto stream = aem::TcpStream::connect(*aem::SocketAddress::parse("127.0.0.1:8080"), 5s);
+//   if (!stream) return stream.error();
+//   (void)stream->set_nodelay(true);
+//   if (auto sent = stream->write_all(request); !sent) return sent.error();
+class AEM_EXPORT TcpStream : public StreamSocket {
+ public:
+  TcpStream() noexcept = default;
+  // TcpStream adopts a connected TCP socket (for instance one passed in by a supervisor); it
+  // should be non-blocking. Any thread.
+  explicit TcpStream(int fd) noexcept : StreamSocket(fd) {}
+
+  // connect opens a connection to `address` (IPv4 or IPv6). Call from a capsule.
+  // Errors: errc::invalid_argument (not an IP address), errc::timed_out, errc::not_in_capsule,
+  // errc::shutting_down, or the errno of socket/connect (std::errc::connection_refused,
+  // std::errc::network_unreachable, …).
+  static Result<TcpStream> connect(const SocketAddress& address, Deadline deadline = {});
+
+  // set_nodelay sets TCP_NODELAY: small writes go out at once instead of being coalesced.
+  // Any thread. Errors: the errno of setsockopt.
+  Result<void> set_nodelay(bool on);
+  // set_keepalive enables keep-alive probes after `idle` without traffic (SO_KEEPALIVE and
+  // TCP_KEEPIDLE, whole seconds, at least 1), or disables them when `on` is false. Any thread.
+  Result<void> set_keepalive(bool on, std::chrono::seconds idle = std::chrono::seconds(7200));
+};
+
+// TcpListener accepts TCP connections.
+//
+// Example (from a capsule):
+//   auto listener = aem::TcpListener::bind(aem::SocketAddress::ipv4_loopback(8080));
+//   if (!listener) return listener.error();
+//   while (auto stream = listener->accept()) {
+//     (void)aem::spawn([s = std::move(*stream)]() mutable { serve(s); });
+//   }
+class AEM_EXPORT TcpListener : public ListenerSocket {
+ public:
+  TcpListener() noexcept = default;
+
+  // bind creates a listening socket on `address` (port 0: the kernel picks one; see
+  // local_address()). Not blocking: any thread. Errors: errc::invalid_argument (not an IP
+  // address, or options.backlog < 0), the errno of socket/setsockopt/bind/listen
+  // (std::errc::address_in_use, std::errc::permission_denied, …).
+  static Result<TcpListener> bind(const SocketAddress& address, const BindOptions& options = {});
+
+  // accept waits for the next connection. Call from a capsule. Errors: as StreamSocket's
+  // blocking calls, and the errno of accept4 (std::errc::too_many_files_open, …).
+  Result<TcpStream> accept(Deadline deadline = {}) { return accept_as<TcpStream>(deadline, nullptr); }
+  // accept also reports the peer's address in `peer`.
+  Result<TcpStream> accept(SocketAddress& peer, Deadline deadline = {}) { return accept_as<TcpStream>(deadline, &peer); }
+
+ private:
+  explicit TcpListener(int fd) noexcept : ListenerSocket(fd) {}
+};
+
+}  // namespace aem

@@ -1,0 +1,105 @@
+// shared_fd.cpp — SharedFd: cancel and close reach the capsules blocked on a descriptor.
+//
+// Locking: lock_ guards the slot list, closing_fd_ and changes of fd_. It is never held across
+// a wake-up (which may make a system call) or ::close: cancellers chain the slots to wake and
+// wake them after unlocking. A chained slot cannot go away meanwhile — its capsule cannot
+// leave perform() before the wake-up that the canceller owes it (see runtime/io_wait.cpp).
+#include "runtime/core.hpp"
+
+#include <aem/detail/shared_fd.hpp>
+
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace aem::detail {
+
+SharedFd& SharedFd::operator=(SharedFd&& other) noexcept {
+  if (this != &other) {
+    (void)close();
+    fd_.store(other.release(), std::memory_order_release);
+  }
+  return *this;
+}
+
+int SharedFd::enter(IoCancelSlot* slot) noexcept {
+  Core* core = Core::current_core();
+  slot->capsule = core != nullptr ? core->current() : nullptr;
+  if (slot->capsule == nullptr) return -1;
+  lock_.lock();
+  const int fd = fd_.load(std::memory_order_relaxed);
+  if (fd >= 0) {
+    slot->prev = nullptr;
+    slot->next = head_;
+    if (head_ != nullptr) head_->prev = slot;
+    head_ = slot;
+  }
+  lock_.unlock();
+  return fd;
+}
+
+void SharedFd::leave(IoCancelSlot* slot) noexcept {
+  lock_.lock();
+  if (slot->prev != nullptr) slot->prev->next = slot->next;
+  else head_ = slot->next;
+  if (slot->next != nullptr) slot->next->prev = slot->prev;
+  int to_close = -1;
+  if (head_ == nullptr) std::swap(to_close, closing_fd_);
+  lock_.unlock();
+  if (to_close >= 0) ::close(to_close);
+}
+
+IoCancelSlot* SharedFd::cancel_locked() noexcept {
+  IoCancelSlot* chain = nullptr;
+  for (IoCancelSlot* slot = head_; slot != nullptr; slot = slot->next) {
+    slot->requested.store(true, std::memory_order_release);
+    if (!slot->wake_pending.exchange(true, std::memory_order_acq_rel)) {
+      slot->wake_next = chain;
+      chain = slot;
+    }
+  }
+  return chain;
+}
+
+void SharedFd::wake_chain(IoCancelSlot* chain) noexcept {
+  while (chain != nullptr) {
+    IoCancelSlot* next = chain->wake_next;  // read first: once woken, the slot may be gone
+    Core::wake(static_cast<CapsuleControl*>(chain->capsule));
+    chain = next;
+  }
+}
+
+void SharedFd::cancel() noexcept {
+  lock_.lock();
+  IoCancelSlot* chain = cancel_locked();
+  lock_.unlock();
+  wake_chain(chain);
+}
+
+int SharedFd::close() noexcept {
+  lock_.lock();
+  const int fd = fd_.exchange(-1, std::memory_order_acq_rel);
+  IoCancelSlot* chain = nullptr;
+  bool deferred = false;
+  if (fd >= 0 && head_ != nullptr) {
+    // The operations still use the descriptor: for the epoll backend it is the key of their
+    // registration, and a number reused by another open must not receive their cancel.
+    closing_fd_ = fd;
+    chain = cancel_locked();
+    deferred = true;
+  }
+  lock_.unlock();
+  wake_chain(chain);
+  if (fd < 0 || deferred) return 0;
+  return ::close(fd) == 0 ? 0 : errno;
+}
+
+int SharedFd::release() noexcept {
+  lock_.lock();
+  int fd = -1;
+  if (head_ == nullptr) fd = fd_.exchange(-1, std::memory_order_acq_rel);
+  lock_.unlock();
+  return fd;
+}
+
+}  // namespace aem::detail
