@@ -485,7 +485,7 @@ TEST_CASE_TEMPLATE("backend: MSG_WAITALL, vectors and messages move all their by
 
 TEST_CASE_TEMPLATE("backend: multishot receive fills provided buffers in order; an empty ring ends it with -ENOBUFS", K,
                    BACKENDS) {
-  auto backend = make_backend<K>();
+  auto backend = aem_test::make_backend<K>();
   if (!backend) return;
   aem::ArenaConfig arena_config;
   arena_config.capacity = 1 << 16;
@@ -499,7 +499,7 @@ TEST_CASE_TEMPLATE("backend: multishot receive fills provided buffers in order; 
   request.opcode = IoOpcode::recv_multishot;
   request.fd = sv[0];
   request.buffer_group = 7;
-  Recorder recv;
+  aem_test::Recorder recv;
   backend->submit(request, &recv.completion, nullptr);
   std::string received;
   // Five sends into a ring of four buffers, with no buffer given back: four arrive, each in a
@@ -507,9 +507,9 @@ TEST_CASE_TEMPLATE("backend: multishot receive fills provided buffers in order; 
   for (int i = 0; i < 5; ++i) {
     const std::string piece = "piece-" + std::to_string(i);
     REQUIRE(::send(sv[1], piece.data(), piece.size(), 0) == static_cast<ssize_t>(piece.size()));
-    settle(*backend, [&] { return recv.calls() > i || recv.finals > 0; });
+    aem_test::settle(*backend, [&] { return recv.calls() > i || recv.finals > 0; });
   }
-  settle(*backend, [&] { return recv.finals > 0; });
+  aem_test::settle(*backend, [&] { return recv.finals > 0; });
   REQUIRE(recv.finals == 1);
   REQUIRE(recv.calls() == 5);
   CHECK(recv.results.back() == -ENOBUFS);
@@ -525,16 +525,16 @@ TEST_CASE_TEMPLATE("backend: multishot receive fills provided buffers in order; 
   CHECK(ids.size() == 4);
   CHECK(received == "piece-0piece-1piece-2piece-3");
   // Buffers are back: a new receive picks up what waited.
-  Recorder again;
+  aem_test::Recorder again;
   backend->submit(request, &again.completion, nullptr);
-  settle(*backend, [&] { return again.calls() > 0; });
+  aem_test::settle(*backend, [&] { return again.calls() > 0; });
   REQUIRE(again.calls() >= 1);
   REQUIRE(again.results[0] == 7);
   const auto id = static_cast<std::uint16_t>(again.flags[0] >> aem::detail::kCompletionBufferShift);
   CHECK(std::string(reinterpret_cast<const char*>((*ring)->buffer(id)), 7) == "piece-4");
   (*ring)->recycle(id);
   backend->cancel(&again.completion);
-  settle(*backend, [&] { return again.finals > 0; });
+  aem_test::settle(*backend, [&] { return again.finals > 0; });
   CHECK(backend->in_flight() == 0);
   backend->unregister_buffer_ring(**ring);
   ::close(sv[0]);
