@@ -21,6 +21,11 @@ struct FreeNode {
   };
 };
 
+// g_hot_end ends every hot cache: a node of depth 0 that is never written. An empty cache's
+// head is this node rather than nullptr, so a free reads the depth of the head without a null
+// test, and an allocation tests the depth it would have tested the pointer for.
+extern constinit FreeNode g_hot_end;
+
 // Thread identity: a per-thread number that is never reused. pthread ids and TLS addresses are
 // recycled when a thread exits, which would silently make a new thread the owner.
 // initial-exec TLS keeps the owner check to one %fs-relative load even in -fPIC code.

@@ -39,8 +39,7 @@ const char* error_text(errc e) noexcept {
 // reclaim takes back a block that was allocated or pending:
 // into the hot cache if there is room, otherwise into the free lists.
 inline void BuddyArena::reclaim(std::size_t index, unsigned order) noexcept {
-  const FreeNode* head = hot_head_[order];
-  if (order < hot_limit_ && (head == nullptr ? 0 : head->depth) < hot_depth_) {
+  if (order < hot_limit_ && hot_head_[order]->depth < hot_depth_) {
     push_cached(node_at(index), index, order);
     return;
   }
@@ -52,7 +51,7 @@ inline void BuddyArena::push_cached(FreeNode* node, std::size_t index, unsigned 
   detail::asan_poison(node, min_block_ << order);
   detail::asan_unpoison(node, sizeof(FreeNode));
   node->next = head;
-  node->depth = (head == nullptr ? 0 : head->depth) + 1;
+  node->depth = head->depth + 1;
   hot_head_[order] = node;
   store_tag(tags_, index, make_tag(BlockState::cached, order));
 }
@@ -130,14 +129,18 @@ inline bool BuddyArena::fast_free(void* p, std::size_t expected_capacity) noexce
                 static_cast<int>(min_shift_));
   if (index >= min_blocks_) return false;
   // One comparison for "allocated, and of a cacheable order".
-  const unsigned order = static_cast<unsigned>(load_tag(tags_, index)) - make_tag(BlockState::allocated, 0);
+  std::uint8_t* const tag = tags_ + index;  // kept in a register across the stores below
+  const std::uint8_t allocated = load_tag(tag, 0);
+  const unsigned order = static_cast<unsigned>(allocated) - make_tag(BlockState::allocated, 0);
   if (order >= hot_limit_) return false;
   const std::size_t bytes = min_block_ << order;
   if (expected_capacity != 0 && expected_capacity != bytes) return false;
-  // The owner check comes before the first read of owner-only state (the hot cache).
-  if (owner_.load(std::memory_order_relaxed) != current_thread_id()) return false;
+  // The owner check comes before the first read of owner-only state (the hot cache). The raw
+  // thread number suffices: a thread that has none yet (0) is not the owner, and the general
+  // path gives it one.
+  if (owner_.load(std::memory_order_relaxed) != detail::t_thread_id) return false;
   FreeNode* head = hot_head_[order];
-  const std::size_t depth = head == nullptr ? 0 : head->depth;
+  const std::size_t depth = head->depth;
   if (depth >= hot_depth_) return false;
   auto* node = static_cast<FreeNode*>(p);
   detail::asan_poison(node, bytes);
@@ -145,7 +148,7 @@ inline bool BuddyArena::fast_free(void* p, std::size_t expected_capacity) noexce
   node->next = head;
   node->depth = depth + 1;
   hot_head_[order] = node;
-  store_tag(tags_, index, make_tag(BlockState::cached, order));
+  store_tag(tag, 0, static_cast<std::uint8_t>(allocated + (make_tag(BlockState::cached, 0) - make_tag(BlockState::allocated, 0))));
   return true;
 }
 

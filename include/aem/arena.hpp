@@ -291,7 +291,9 @@ class AEM_EXPORT BuddyArena {
   unsigned min_shift_ = 0;
   unsigned top_order_ = 0;
   unsigned hot_limit_ = 0;    // orders below this may be cached
-  std::size_t fast_limit_ = 0;  // requests below this may take the inline hot-cache path
+  std::size_t fast_max_ = 0;  // requests of 1 to this many bytes may take the hot-cache path
+  std::size_t min_mask_ = 0;  // min_block_ - 1
+  unsigned bsr_bias_ = 0;     // min_shift_ - 1
   std::uint32_t hot_depth_ = 0;
   unsigned release_order_ = kMaxOrders;  // virtual zone: coalesced blocks of this order and up
   bool debug_ = false;
