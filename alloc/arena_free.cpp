@@ -39,8 +39,7 @@ const char* error_text(errc e) noexcept {
 // reclaim takes back a block that was allocated or pending:
 // into the hot cache if there is room, otherwise into the free lists.
 inline void BuddyArena::reclaim(std::size_t index, unsigned order) noexcept {
-  const FreeNode* head = hot_head_[order];
-  if (order < hot_limit_ && (head == nullptr ? 0 : head->depth) < hot_depth_) {
+  if (order < hot_limit_ && hot_head_[order]->depth < hot_depth_) {
     push_cached(node_at(index), index, order);
     return;
   }
@@ -52,7 +51,7 @@ inline void BuddyArena::push_cached(FreeNode* node, std::size_t index, unsigned 
   detail::asan_poison(node, min_block_ << order);
   detail::asan_unpoison(node, sizeof(FreeNode));
   node->next = head;
-  node->depth = (head == nullptr ? 0 : head->depth) + 1;
+  node->depth = head->depth + 1;
   hot_head_[order] = node;
   store_tag(tags_, index, make_tag(BlockState::cached, order));
 }
@@ -119,41 +118,6 @@ errc BuddyArena::classify_bad_free(std::size_t index, std::uint8_t tag) const no
   return errc::foreign_pointer;
 }
 
-// fast_free puts a live block of a cacheable order into its hot cache when the caller is the
-// owner and there is room, after the same validation as free_block; otherwise it returns false
-// and leaves everything untouched.
-inline bool BuddyArena::fast_free(void* p, std::size_t expected_capacity) noexcept {
-  // Rotating the offset right by min_shift_ turns a misaligned offset into a huge index, so
-  // one comparison rejects both pointers outside the region and pointers between blocks.
-  const std::size_t index =
-      std::rotr(static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(base_)),
-                static_cast<int>(min_shift_));
-  if (index >= min_blocks_) return false;
-  // One comparison for "allocated, and of a cacheable order".
-  const unsigned order = static_cast<unsigned>(load_tag(tags_, index)) - make_tag(BlockState::allocated, 0);
-  if (order >= hot_limit_) return false;
-  const std::size_t bytes = min_block_ << order;
-  if (expected_capacity != 0 && expected_capacity != bytes) return false;
-  // The owner check comes before the first read of owner-only state (the hot cache).
-  if (owner_.load(std::memory_order_relaxed) != current_thread_id()) return false;
-  FreeNode* head = hot_head_[order];
-  const std::size_t depth = head == nullptr ? 0 : head->depth;
-  if (depth >= hot_depth_) return false;
-  auto* node = static_cast<FreeNode*>(p);
-  detail::asan_poison(node, bytes);
-  detail::asan_unpoison(node, sizeof(FreeNode));
-  node->next = head;
-  node->depth = depth + 1;
-  hot_head_[order] = node;
-  store_tag(tags_, index, make_tag(BlockState::cached, order));
-  return true;
-}
-
-Result<void> BuddyArena::deallocate(void* p) noexcept {
-  if (fast_free(p, 0)) [[likely]] return {};
-  return deallocate_general(p);
-}
-
 __attribute__((noinline)) Result<void> BuddyArena::deallocate_general(void* p) noexcept {
   const errc error = free_block(p, 0);
   if (error == errc::ok) return {};
@@ -162,7 +126,7 @@ __attribute__((noinline)) Result<void> BuddyArena::deallocate_general(void* p) n
 }
 
 void BuddyArena::release_block(void* p, std::size_t capacity) noexcept {
-  if (fast_free(p, capacity)) [[likely]] return;
+  if (put_cached(p, capacity)) [[likely]] return;
   const errc error = free_block(p, capacity);
   if (error != errc::ok) [[unlikely]] {
     errors_.fetch_add(1, std::memory_order_relaxed);

@@ -7,38 +7,13 @@
 // errors. In other builds these are empty inline functions.
 #pragma once
 
+#include <aem/arena.hpp>  // AEM_ARENA_ASAN and the poisoning the inline hot-cache paths use
+
 #include <cstddef>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define AEM_ARENA_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AEM_ARENA_ASAN 1
-#endif
-#endif
-
-#if defined(AEM_ARENA_ASAN)
-#include <sanitizer/asan_interface.h>
-#endif
 
 namespace aem::detail {
 
-inline void asan_poison(const void* p, std::size_t bytes) noexcept {
-#if defined(AEM_ARENA_ASAN)
-  ASAN_POISON_MEMORY_REGION(p, bytes);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
-
-inline void asan_unpoison(const void* p, std::size_t bytes) noexcept {
-#if defined(AEM_ARENA_ASAN)
-  ASAN_UNPOISON_MEMORY_REGION(p, bytes);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
+inline void asan_poison(const void* p, std::size_t bytes) noexcept { arena_poison(p, bytes); }
+inline void asan_unpoison(const void* p, std::size_t bytes) noexcept { arena_unpoison(p, bytes); }
 
 }  // namespace aem::detail

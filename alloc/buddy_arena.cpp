@@ -42,6 +42,10 @@ namespace detail {
 
 constinit thread_local std::uint64_t t_thread_id __attribute__((tls_model("initial-exec"))) = 0;
 std::atomic<std::uint64_t> g_next_thread_id{1};
+constinit FreeNode g_hot_end{nullptr, {.depth = 0}};
+
+static_assert(make_tag(BlockState::allocated, 0) == kTagAllocated);
+static_assert(make_tag(BlockState::cached, 0) == kTagCached);
 
 }  // namespace detail
 
@@ -141,7 +145,10 @@ BuddyArena::BuddyArena(ArenaConfig config) : config_(std::move(config)) {
     }
   }
   // Debug mode checks the calling thread on every allocation, so it never takes the fast path.
-  fast_limit_ = debug_ || hot_limit_ == 0 ? 0 : (min_block_ << (hot_limit_ - 1)) + 1;
+  fast_max_ = debug_ || hot_limit_ == 0 ? 0 : min_block_ << (hot_limit_ - 1);
+  min_mask_ = min_block_ - 1;
+  bsr_bias_ = min_shift_ - 1;
+  hot_head_.fill(&detail::g_hot_end);
   owner_.store(current_thread_id(), std::memory_order_relaxed);
   detail::asan_poison(base_, capacity_);
   push_free(0, top_order_);
@@ -204,7 +211,11 @@ void BuddyArena::remove_free(FreeNode* node, unsigned order) noexcept {
 inline void* BuddyArena::take_block(unsigned order) noexcept {
   std::size_t index;
   FreeNode* node = hot_head_[order];
-  if (node != nullptr) {
+  if (hot_front_ != nullptr && hot_front_order_ == order) {  // debug mode gets here
+    node = hot_front_;
+    hot_front_ = nullptr;
+    index = index_of(node);
+  } else if (node->depth != 0) {
     hot_head_[order] = node->next;
     index = index_of(node);
   } else {
@@ -232,7 +243,7 @@ inline void* BuddyArena::take_block(unsigned order) noexcept {
 void* BuddyArena::take_from_larger_cache(unsigned order) noexcept {
   for (unsigned k = order + 1; k < hot_limit_; ++k) {
     FreeNode* node = hot_head_[k];
-    if (node == nullptr) continue;
+    if (node->depth == 0) continue;
     hot_head_[k] = node->next;
     --held_count_[k];
     held_bytes_ -= (min_block_ << k) - (min_block_ << order);
@@ -293,8 +304,7 @@ void BuddyArena::release_to_lists(std::size_t index, unsigned order) noexcept {
 }
 
 std::size_t BuddyArena::cached_count(unsigned order) const noexcept {
-  const FreeNode* head = hot_head_[order];
-  return head == nullptr ? 0 : head->depth;
+  return hot_head_[order]->depth + (hot_front_ != nullptr && hot_front_order_ == order ? 1 : 0);
 }
 
 // bytes_in_use is derived rather than counted: the fast paths move blocks between a hot cache
@@ -309,8 +319,9 @@ std::size_t BuddyArena::bytes_in_use() const noexcept {
 
 void BuddyArena::trim() noexcept {
   if (debug_ && !owner_check("trim")) return;
+  if (FreeNode* front = std::exchange(hot_front_, nullptr)) release_to_lists(index_of(front), hot_front_order_);
   for (unsigned k = 0; k < hot_limit_; ++k) {
-    while (FreeNode* node = hot_head_[k]) {
+    for (FreeNode* node = hot_head_[k]; node->depth != 0; node = hot_head_[k]) {
       hot_head_[k] = node->next;
       release_to_lists(index_of(node), k);
     }
@@ -319,23 +330,6 @@ void BuddyArena::trim() noexcept {
 
 // ---------------------------------------------------------------------------------------------
 // Allocation
-
-// fast_allocate serves a request from the hot cache of its order, or returns nullptr and
-// leaves everything untouched: no remote frees to drain, no split, no debug checks. It is kept
-// free of calls so that the compiler needs no stack frame for it.
-inline void* BuddyArena::fast_allocate(std::size_t size, std::size_t* capacity) noexcept {
-  if (size >= fast_limit_) return nullptr;
-  if (remote_head_.load(std::memory_order_relaxed) != nullptr) return nullptr;
-  const unsigned order = order_for(size);
-  FreeNode* node = hot_head_[order];
-  if (node == nullptr) return nullptr;
-  hot_head_[order] = node->next;
-  store_tag(tag_of(node), 0, make_tag(BlockState::allocated, order));
-  const std::size_t bytes = min_block_ << order;
-  detail::asan_unpoison(node, bytes);
-  *capacity = bytes;
-  return node;
-}
 
 // allocate_block is the general allocation path: debug checks, remote drain, free lists with
 // splitting, then exhaustion handling.
@@ -355,12 +349,6 @@ __attribute__((noinline)) void* BuddyArena::allocate_block(std::size_t size, std
   return p;
 }
 
-Result<void*> BuddyArena::allocate(std::size_t size) {
-  std::size_t capacity;
-  if (void* p = fast_allocate(size, &capacity)) [[likely]] return p;
-  return allocate_general(size);  // a tail call: the fast path needs no stack frame
-}
-
 __attribute__((noinline)) Result<void*> BuddyArena::allocate_general(std::size_t size) {
   std::size_t capacity;
   errc error = errc::ok;
@@ -371,7 +359,7 @@ __attribute__((noinline)) Result<void*> BuddyArena::allocate_general(std::size_t
 
 Result<EventData> BuddyArena::allocate_data(std::size_t size) {
   std::size_t capacity = 0;
-  void* p = fast_allocate(size, &capacity);
+  void* p = take_cached(size, &capacity);
   if (p == nullptr) [[unlikely]] {
     errc error = errc::ok;
     p = allocate_block(size, &capacity, &error);
@@ -445,8 +433,9 @@ void BuddyArena::call_pressure(std::size_t size, bool oversized) {
 
 std::size_t BuddyArena::stats_largest_free() const noexcept {
   std::size_t largest = nonempty_ == 0 ? 0 : min_block_ << (63 - std::countl_zero(nonempty_));
+  if (hot_front_ != nullptr) largest = std::max(largest, min_block_ << hot_front_order_);
   for (unsigned k = hot_limit_; k-- > 0;) {
-    if (hot_head_[k] != nullptr) {
+    if (hot_head_[k]->depth != 0) {
       largest = std::max(largest, min_block_ << k);
       break;
     }

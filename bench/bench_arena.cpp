@@ -18,7 +18,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -36,9 +35,14 @@ struct MimallocAllocator {
   void free(void* p) { mi_free(p); }
 };
 
+// The binary links libmimalloc, whose malloc and free interpose glibc's for the whole process,
+// so std::malloc here would measure mimalloc a second time; glibc's own entry points are named.
+extern "C" void* __libc_malloc(std::size_t);
+extern "C" void __libc_free(void*);
+
 struct MallocAllocator {
-  void* allocate(std::size_t n) { return std::malloc(n); }
-  void free(void* p) { std::free(p); }
+  void* allocate(std::size_t n) { return __libc_malloc(n); }
+  void free(void* p) { __libc_free(p); }
 };
 
 template <typename A>

@@ -12,17 +12,66 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <system_error>
 
+// The hot-cache paths are inline (below) and keep ASan's view of free memory like the rest of
+// the arena; a program must then be built with or without ASan as a whole, as ASan requires.
+#if defined(__SANITIZE_ADDRESS__)
+#define AEM_ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AEM_ARENA_ASAN 1
+#endif
+#endif
+#if defined(AEM_ARENA_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace aem {
 
 namespace detail {
 class FallbackHeap;
-struct FreeNode;
+
+// FreeNode is the header a free block carries in its first bytes. In a free list `prev` links
+// backwards (except at the head, where it is meaningless); in a hot cache the second word is
+// the number of nodes from this one to the end of the cache, so that the length is known from
+// the head alone and popping a block writes nothing but the list head; the remote-free list
+// uses only `next`.
+struct FreeNode {
+  FreeNode* next;
+  union {
+    FreeNode* prev;
+    std::size_t depth;
+  };
+};
+
+// Thread identity: a per-thread number that is never reused (0 until the thread first needs
+// one). pthread ids and TLS addresses are recycled when a thread exits, which would silently
+// make a new thread the owner. initial-exec TLS keeps the owner check to one %fs-relative load
+// even in -fPIC code; constinit tells every user that no dynamic initialisation can be pending,
+// so the access needs no TLS wrapper call.
+extern constinit thread_local std::uint64_t t_thread_id __attribute__((tls_model("initial-exec")));
+
+// Tag bytes of allocated and cached blocks of order 0 (alloc/buddy_tags.hpp has the layout);
+// the order is added in the low bits.
+inline constexpr std::uint8_t kTagAllocated = 2 << 5;
+inline constexpr std::uint8_t kTagCached = 3 << 5;
+
+inline void arena_poison([[maybe_unused]] const void* p, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(AEM_ARENA_ASAN)
+  ASAN_POISON_MEMORY_REGION(p, bytes);
+#endif
+}
+inline void arena_unpoison([[maybe_unused]] const void* p, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(AEM_ARENA_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+#endif
+}
 }  // namespace detail
 
 // Zone selects how the arena's memory is backed, after AEM's two zone kinds.
@@ -82,7 +131,9 @@ struct ArenaConfig {
   // the per-CPU page lists in front of Linux's buddy allocator). Cached blocks are coalesced by
   // trim(), and by the arena itself before it reports exhaustion; that trim is the one step
   // whose cost grows with the depth (about 0.3 ms with every order full at 1024). In the
-  // virtual zone cached blocks stay resident. 0 makes every free coalesce at once. At most 65536.
+  // virtual zone cached blocks stay resident. Besides the per-order lists the arena keeps the
+  // one block freed last (of any cacheable order) aside, so an order can hold one block more
+  // than the depth. 0 makes every free coalesce at once. At most 65536.
   std::uint32_t hot_cache_depth = 1024;
   ExhaustionPolicy on_exhaustion = ExhaustionPolicy::fallback;
   // on_pressure is called on the owner thread when a request cannot be served from the region
@@ -185,7 +236,11 @@ class AEM_EXPORT BuddyArena {
   // policy, the block comes from mimalloc, under fail the result is errc::out_of_memory.
   // Size > capacity: mimalloc under fallback, errc::invalid_argument under fail.
   // Calling it on another thread in debug mode returns errc::invalid_argument.
-  Result<void*> allocate(std::size_t size);
+  Result<void*> allocate(std::size_t size) {
+    std::size_t capacity;
+    if (void* p = take_cached(size, &capacity)) [[likely]] return p;
+    return allocate_general(size);
+  }
 
   // allocate_data is allocate() wrapped in an EventData whose size() is `size` (0 included:
   // an EventData that owns a min_block block). Same errors and thread rule as allocate().
@@ -205,7 +260,10 @@ class AEM_EXPORT BuddyArena {
   // errc::double_free (it is free or pending) or errc::foreign_pointer (not a block start);
   // the arena is left untouched. Outside the region the pointer must be a live fallback block
   // (checked against the set of them), else the same two errors.
-  Result<void> deallocate(void* p) noexcept;
+  Result<void> deallocate(void* p) noexcept {
+    if (put_cached(p, 0)) [[likely]] return {};
+    return deallocate_general(p);
+  }
 
   // drain_remote_frees reclaims the blocks other threads freed since the last drain and returns
   // how many there were. Owner thread only; a call from another thread does nothing.
@@ -267,8 +325,88 @@ class AEM_EXPORT BuddyArena {
     return (reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(base_)) >> min_shift_;
   }
 
-  void* fast_allocate(std::size_t size, std::size_t* capacity) noexcept;
-  bool fast_free(void* p, std::size_t expected_capacity) noexcept;
+  // take_cached serves a request from the hot cache of its order, or returns nullptr and leaves
+  // everything untouched: no remote frees to drain, no split, no debug checks (fast_max_ is 0
+  // in debug mode). It and put_cached are inline: a steady stream of same-size requests is
+  // served by them alone, and out of line the call, and the Result<void*> that a call must
+  // return in memory, cost about as many instructions as the work itself.
+  void* take_cached(std::size_t size, std::size_t* capacity) noexcept {
+    // Size 0 wraps around and takes the general path, so the order needs no zero adjustment.
+    if (size - 1 >= fast_max_) return nullptr;
+    if (remote_head_.load(std::memory_order_relaxed) != nullptr) return nullptr;
+    // bit_width(x) - min_shift_ as bsr(x) - (min_shift_ - 1): one instruction fewer.
+    const unsigned order = static_cast<unsigned>(63 ^ __builtin_clzll((size - 1) | min_mask_)) - bsr_bias_;
+    // The block freed last comes first. Besides being the one most likely in cache, it lives at
+    // a fixed address: a list head indexed by the order is written by a free and read by the
+    // next allocation through addresses computed from different registers (the order comes
+    // from the tag on one side and from the size on the other), which the CPU cannot forward
+    // by renaming, so a free/allocate stream paid two full store-to-load forwarding latencies
+    // per pair through head -> node->next -> head. The fixed slot's stores carry no data from
+    // earlier loads, which breaks that chain.
+    FreeNode* node = hot_front_;
+    if (node != nullptr && hot_front_order_ == order) [[likely]] {
+      hot_front_ = nullptr;
+    } else {
+      node = hot_head_[order];
+      if (node->depth == 0) return nullptr;
+      hot_head_[order] = node->next;
+    }
+    std::atomic_ref<std::uint8_t>(*tag_of(node))
+        .store(static_cast<std::uint8_t>(detail::kTagAllocated | order), std::memory_order_relaxed);
+    const std::size_t bytes = min_block_ << order;
+    detail::arena_unpoison(node, bytes);
+    *capacity = bytes;
+    return node;
+  }
+
+  // put_cached puts a live block of a cacheable order into its hot cache when the caller is the
+  // owner and there is room, after the same validation as free_block (`expected_capacity`, 0
+  // if unknown, is what an EventData recorded); otherwise it returns false and leaves
+  // everything untouched.
+  bool put_cached(void* p, std::size_t expected_capacity) noexcept {
+    // Rotating the offset right by min_shift_ turns a misaligned offset into a huge index, so
+    // one comparison rejects both pointers outside the region and pointers between blocks.
+    const std::size_t index =
+        std::rotr(static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(base_)),
+                  static_cast<int>(min_shift_));
+    if (index >= min_blocks_) return false;
+    // One comparison for "allocated, and of a cacheable order".
+    std::uint8_t* const tag = tags_ + index;  // kept in a register across the stores below
+    const std::uint8_t allocated = std::atomic_ref<std::uint8_t>(*tag).load(std::memory_order_relaxed);
+    const unsigned order = static_cast<unsigned>(allocated) - detail::kTagAllocated;
+    if (order >= hot_limit_) return false;
+    const std::size_t bytes = min_block_ << order;
+    if (expected_capacity != 0 && expected_capacity != bytes) return false;
+    // The owner check comes before the first read of owner-only state (the hot cache). The raw
+    // thread number suffices: a thread that has none yet (0) is not the owner, and the general
+    // path gives it one.
+    if (owner_.load(std::memory_order_relaxed) != detail::t_thread_id) return false;
+    // The block becomes the front; the previous front moves to its order's list if that has
+    // room, else nothing changes and the general path frees the block. The lists hold at most
+    // hot_depth_ blocks each; the front is the one block beyond that. (Checking the block's
+    // own list as well, to count the front in, costs this path about a tenth of its time.)
+    if (FreeNode* prev = hot_front_; prev != nullptr) {
+      const unsigned prev_order = hot_front_order_;
+      FreeNode* head = hot_head_[prev_order];
+      const std::size_t depth = head->depth;
+      if (depth >= hot_depth_) return false;
+      // Inlined into a caller that frees a small foreign object, GCC's -Warray-bounds can see
+      // the stores reach past it, though no foreign pointer ever becomes the front; hiding the
+      // pointer's origin (no instruction) keeps such callers free of that warning.
+      __asm__("" : "+r"(prev));
+      detail::arena_unpoison(prev, sizeof(FreeNode));
+      prev->next = head;
+      prev->depth = depth + 1;
+      hot_head_[prev_order] = prev;
+    }
+    detail::arena_poison(p, bytes);
+    hot_front_ = static_cast<FreeNode*>(p);
+    hot_front_order_ = order;
+    std::atomic_ref<std::uint8_t>(*tag).store(
+        static_cast<std::uint8_t>(allocated + (detail::kTagCached - detail::kTagAllocated)), std::memory_order_relaxed);
+    return true;
+  }
+
   void* allocate_block(std::size_t size, std::size_t* capacity, errc* error);
   Result<void*> allocate_general(std::size_t size);
   std::size_t cached_count(unsigned order) const noexcept;
@@ -300,7 +438,9 @@ class AEM_EXPORT BuddyArena {
   unsigned min_shift_ = 0;
   unsigned top_order_ = 0;
   unsigned hot_limit_ = 0;    // orders below this may be cached
-  std::size_t fast_limit_ = 0;  // requests below this may take the inline hot-cache path
+  std::size_t fast_max_ = 0;  // requests of 1 to this many bytes may take the hot-cache path
+  std::size_t min_mask_ = 0;  // min_block_ - 1
+  unsigned bsr_bias_ = 0;     // min_shift_ - 1
   std::uint32_t hot_depth_ = 0;
   unsigned release_order_ = kMaxOrders;  // virtual zone: coalesced blocks of this order and up
   bool debug_ = false;
@@ -311,6 +451,10 @@ class AEM_EXPORT BuddyArena {
   std::uint64_t nonempty_ = 0;  // bit k set iff free list k is non-empty
   std::size_t held_bytes_ = 0;   // taken from the free lists: allocated, pending or cached
   std::size_t high_water_ = 0;  // largest held_bytes_
+  // hot_front_ is the block freed last into the hot caches (of order hot_front_order_), held
+  // outside the per-order lists: see take_cached for why. Counted as cached.
+  FreeNode* hot_front_ = nullptr;
+  unsigned hot_front_order_ = 0;
   std::array<FreeNode*, kMaxOrders> hot_head_{};
   std::array<FreeNode*, kMaxOrders> free_head_{};
   std::array<std::size_t, kMaxOrders> free_count_{};

@@ -287,12 +287,45 @@ TEST_CASE("arena: hot-cached blocks are coalesced before exhaustion is declared"
   std::vector<void*> small;
   for (int i = 0; i < 64; ++i) small.push_back(*arena.allocate(64));
   for (void* p : small) REQUIRE(arena.deallocate(p));
-  CHECK(arena.stats().cached_blocks[0] == 8);
+  CHECK(arena.stats().cached_blocks[0] == 8 + 1);  // the list's depth, and the block freed last
   auto whole = arena.allocate(64 * KiB);  // needs the cached blocks merged back
   REQUIRE(whole);
   CHECK(arena.stats().exhaustion_count == 0);
   REQUIRE(arena.deallocate(*whole));
   check_fully_coalesced(arena);
+}
+
+TEST_CASE("arena: the block freed last is served first, counted as cached, and caught on a double free") {
+  aem::ArenaConfig c = small_config();
+  c.debug = false;  // the inline hot-cache paths
+  aem::BuddyArena arena{c};
+  void* a = *arena.allocate(64);
+  void* b = *arena.allocate(64);
+  void* big = *arena.allocate(1000);
+  REQUIRE(arena.deallocate(a));
+  REQUIRE(arena.deallocate(b));    // b is the front, a moved to the order-0 list
+  REQUIRE(arena.deallocate(big));  // big is the front, b moved to the list
+  aem::ArenaStats s = arena.stats();
+  CHECK(s.cached_blocks[0] == 2);
+  CHECK(s.cached_blocks[4] == 1);
+  CHECK(s.bytes_in_use == 0);
+  CHECK(s.largest_free_block >= 1024);
+  CHECK(arena.deallocate(big).error() == aem::errc::double_free);
+  CHECK(arena.deallocate(b).error() == aem::errc::double_free);
+  CHECK(arena.deallocate(static_cast<char*>(big) + 64).error() == aem::errc::double_free);  // inside a free block
+#if defined(AEM_ARENA_ASAN)
+  CHECK(__asan_region_is_poisoned(big, 1024) == big);  // the front keeps no links: all closed
+#endif
+  CHECK(*arena.allocate(1000) == big);
+  CHECK(*arena.allocate(64) == b);
+  REQUIRE(arena.deallocate(b));
+  CHECK(*arena.allocate(64) == b);  // the front again
+  CHECK(*arena.allocate(64) == a);
+  REQUIRE(arena.deallocate(a));
+  REQUIRE(arena.deallocate(b));
+  REQUIRE(arena.deallocate(big));
+  CHECK(arena.stats().errors_detected == 3);
+  check_fully_coalesced(arena);  // trim() merges the front too
 }
 
 TEST_CASE("arena: a larger cached block is split before the caches are trimmed") {
