@@ -1,22 +1,14 @@
-// context.cpp — the one file that calls Boost.Context, and with it the sanitizer fiber hooks.
+// context.cpp — making, releasing and (outside x86-64) switching contexts, and the sanitizer
+// fiber hooks. On x86-64 the switch itself is inline (context.hpp); elsewhere it is Boost.Context's
+// fcontext, and this is the one file that includes it.
 #include "runtime/context.hpp"
 
+#if !AEM_INLINE_SWITCH
 #include <boost/context/detail/fcontext.hpp>
+#endif
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AEM_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define AEM_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(AEM_ASAN)
-#define AEM_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__) && !defined(AEM_TSAN)
-#define AEM_TSAN 1
-#endif
+#include <cstdint>
+#include <cstdlib>
 
 #if AEM_ASAN
 #include <sanitizer/asan_interface.h>
@@ -27,15 +19,7 @@
 #endif
 
 namespace aem::detail {
-namespace bc = boost::context::detail;
-
 namespace {
-
-// Prime is what context_make hands a new fiber on the priming switch (see context_make).
-struct Prime {
-  Context* self;
-  Context* from;
-};
 
 inline void before_switch([[maybe_unused]] Context& from, [[maybe_unused]] Context& to) {
 #if AEM_ASAN
@@ -61,26 +45,7 @@ inline void after_switch([[maybe_unused]] Context& self, [[maybe_unused]] Contex
 #endif
 }
 
-// trampoline is where a fiber starts. context_make switches in once to prime it: the fiber
-// learns its own Context then and switches straight back. So every later switch passes only
-// `&from` as the transfer data, whether it enters the fiber for the first time or not.
-void trampoline(bc::transfer_t t) {
-  const Prime prime = *static_cast<Prime*>(t.data);
-  Context& self = *prime.self;
-  after_switch(self, *prime.from);
-  before_switch(self, *prime.from);
-  t = bc::jump_fcontext(t.fctx, nullptr);  // back to context_make
-  // The first real switch in.
-  auto* from = static_cast<Context*>(t.data);
-  from->saved = t.fctx;
-  after_switch(self, *from);
-  self.entry(self.entry_arg);
-  __builtin_unreachable();  // entry switches away for good; it never returns
-}
-
-}  // namespace
-
-void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*entry)(void*), void* arg) {
+void init_fiber([[maybe_unused]] Context& ctx, void* stack_bottom, std::size_t size, void (*entry)(void*), void* arg) {
   ctx.stack_bottom = stack_bottom;
   ctx.stack_size = size;
   ctx.entry = entry;
@@ -89,15 +54,14 @@ void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*ent
   ctx.tsan_fiber = __tsan_create_fiber(0);
   ctx.owns_tsan_fiber = true;
 #endif
-  // Prime the fiber: it runs up to its first real switch-in, having learnt its Context.
-  Context caller;
-  context_adopt_thread(caller);
-  Prime prime{&ctx, &caller};
-  before_switch(caller, ctx);
-  const bc::transfer_t t = bc::jump_fcontext(bc::make_fcontext(static_cast<char*>(stack_bottom) + size, size, &trampoline), &prime);
-  ctx.saved = t.fctx;
-  after_switch(caller, ctx);
 }
+
+}  // namespace
+
+#if AEM_FIBER_HOOKS
+void context_before_switch(Context& from, Context& to) { before_switch(from, to); }
+void context_after_switch(Context& self, Context& previous) { after_switch(self, previous); }
+#endif
 
 void context_adopt_thread(Context& ctx) {
   ctx = Context{};
@@ -119,6 +83,90 @@ void context_release([[maybe_unused]] Context& ctx) {
   ctx.owns_tsan_fiber = false;
 }
 
+#if AEM_INLINE_SWITCH
+
+// aem_context_entry is where a fiber's first switch-in lands (through aem_context_start), with
+// `previous` the context that switched to it.
+extern "C" [[noreturn, gnu::visibility("hidden"), gnu::used]] void aem_context_entry(Context* previous, Context* self) noexcept {
+  after_switch(*self, *previous);
+  self->entry(self->entry_arg);
+  std::abort();  // entry switches away for good; it never returns
+}
+
+// aem_context_start: the resume address of a fresh fiber. The switch in left rdi = the
+// previous Context and rsp pointing at the fiber's own Context*. No frame above it: the
+// unwinder stops here.
+asm(R"(
+  .text
+  .p2align 4
+  .type aem_context_start, @function
+aem_context_start:
+  .cfi_startproc
+  .cfi_undefined rip
+)" AEM_ENDBR R"(
+  movq (%rsp), %rsi
+  andq $-16, %rsp
+  xorl %ebp, %ebp
+  call aem_context_entry
+  ud2
+  .cfi_endproc
+  .size aem_context_start, .-aem_context_start
+)");
+extern "C" void aem_context_start();
+
+void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*entry)(void*), void* arg) {
+  init_fiber(ctx, stack_bottom, size, entry, arg);
+  // What a switch in pops: the resume address, then (aem_context_start's) the Context.
+  auto top = (reinterpret_cast<std::uintptr_t>(stack_bottom) + size) & ~std::uintptr_t{15};
+  auto** sp = reinterpret_cast<void**>(top) - 4;
+  sp[0] = reinterpret_cast<void*>(&aem_context_start);
+  sp[1] = &ctx;
+  sp[2] = nullptr;
+  sp[3] = nullptr;
+  ctx.saved = sp;
+}
+
+#else  // Boost.Context fcontext
+
+namespace bc = boost::context::detail;
+namespace {
+
+// Prime is what context_make hands a new fiber on the priming switch (see context_make).
+struct Prime {
+  Context* self;
+  Context* from;
+};
+
+// trampoline is where a fiber starts. context_make switches in once to prime it: the fiber
+// learns its own Context then and switches straight back. So every later switch passes only
+// `&from` as the transfer data, whether it enters the fiber for the first time or not.
+void trampoline(bc::transfer_t t) {
+  const Prime prime = *static_cast<Prime*>(t.data);
+  Context& self = *prime.self;
+  after_switch(self, *prime.from);
+  before_switch(self, *prime.from);
+  t = bc::jump_fcontext(t.fctx, nullptr);  // back to context_make
+  // The first real switch in.
+  auto* from = static_cast<Context*>(t.data);
+  from->saved = t.fctx;
+  after_switch(self, *from);
+  self.entry(self.entry_arg);
+  std::abort();  // entry switches away for good; it never returns
+}
+
+}  // namespace
+
+void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*entry)(void*), void* arg) {
+  init_fiber(ctx, stack_bottom, size, entry, arg);
+  Context caller;
+  context_adopt_thread(caller);
+  Prime prime{&ctx, &caller};
+  before_switch(caller, ctx);
+  const bc::transfer_t t = bc::jump_fcontext(bc::make_fcontext(static_cast<char*>(stack_bottom) + size, size, &trampoline), &prime);
+  ctx.saved = t.fctx;
+  after_switch(caller, ctx);
+}
+
 void context_switch(Context& from, Context& to) {
   before_switch(from, to);
   const bc::transfer_t t = bc::jump_fcontext(to.saved, &from);
@@ -127,5 +175,7 @@ void context_switch(Context& from, Context& to) {
   previous->saved = t.fctx;
   after_switch(from, *previous);
 }
+
+#endif
 
 }  // namespace aem::detail

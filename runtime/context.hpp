@@ -1,12 +1,47 @@
 // context.hpp — the execution context of a capsule or of a core's scheduler, and the switch
 // between two of them.
 //
-// This is the only interface to Boost.Context in aem: runtime/context.cpp is the one file that
-// includes it. Debian's Boost.Context is the fcontext build, which has no sanitizer support, so
-// the same file tells AddressSanitizer and ThreadSanitizer about every switch.
+// On x86-64 the switch is inline assembly, inlined into the scheduler's code paths. Why not a
+// call into an assembly routine (Boost.Context's jump_fcontext): such a routine is entered by a
+// `call` and left by a `jmp` into the other stack, so every switch leaves one return-stack-buffer
+// entry behind and each `ret` that follows in the resumed context is predicted from the wrong
+// stack: on a yield that costs two or three mispredicted returns per switch, several times the
+// switch itself. Inline, a switch executes no call and no return, and the resumed context's
+// returns meet the entries its own calls pushed.
+//
+// Elsewhere (other architectures) context.cpp switches with Boost.Context's fcontext.
+// Debian's Boost.Context has no sanitizer support, and neither has the inline switch, so both
+// tell AddressSanitizer and ThreadSanitizer about every switch (context.cpp).
 #pragma once
 
 #include <cstddef>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AEM_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define AEM_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(AEM_ASAN)
+#define AEM_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(AEM_TSAN)
+#define AEM_TSAN 1
+#endif
+#if AEM_ASAN || AEM_TSAN
+#define AEM_FIBER_HOOKS 1
+#endif
+#if defined(__x86_64__)
+#define AEM_INLINE_SWITCH 1
+#endif
+// AEM_ENDBR marks where an indirect jump may land, in top-level asm.
+#if defined(__CET__)
+#define AEM_ENDBR "endbr64\n"
+#else
+#define AEM_ENDBR ""
+#endif
 
 namespace aem::detail {
 
@@ -14,7 +49,9 @@ namespace aem::detail {
 // A default-constructed Context describes the calling thread's own stack: it is filled in by
 // the first switch away from it.
 struct Context {
-  void* saved = nullptr;             // fcontext_t of the suspended context
+  // The suspended context's stack pointer. Inline switch: its resume address is on top, with
+  // the frame pointer and the floating-point control words above it. fcontext: the fcontext_t.
+  void* saved = nullptr;
   void* stack_bottom = nullptr;      // lowest usable address (for the sanitizers)
   std::size_t stack_size = 0;
   void (*entry)(void*) = nullptr;    // for a fiber: called on its first switch-in; must not return
@@ -26,8 +63,7 @@ struct Context {
 
 // context_make prepares `ctx` to run `entry(arg)` on the stack [stack_bottom, stack_bottom+size)
 // the first time it is switched to. `entry` must never return: it ends by switching away.
-// Call from the thread that will run the context: it switches into the new stack and straight
-// back once, so that the fiber knows its own Context before its first real switch-in.
+// Call from the thread that will run the context.
 void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*entry)(void*), void* arg);
 
 // context_adopt_thread fills `ctx` for the calling thread's own stack (a core's scheduler).
@@ -37,8 +73,72 @@ void context_adopt_thread(Context& ctx);
 // call it before its stack is unmapped.
 void context_release(Context& ctx);
 
+#if AEM_FIBER_HOOKS
+// The sanitizers' side of a switch: before_switch runs in `from` just before it leaves for
+// `to`; after_switch runs in `self` once it is resumed, `previous` being who resumed it.
+void context_before_switch(Context& from, Context& to);
+void context_after_switch(Context& self, Context& previous);
+#endif
+
 // context_switch saves the running context into `from` and resumes `to`. It returns when some
 // other context switches back to `from`. Precondition: `from` is the running context.
+#if AEM_INLINE_SWITCH
+[[gnu::always_inline]] inline void context_switch(Context& from, Context& to) {
+#if AEM_FIBER_HOOKS
+  context_before_switch(from, to);
+#endif
+  // The registers the ABI says a call preserves are declared clobbered, so the compiler keeps
+  // nothing live in them across the switch (it saves what it needs in the enclosing function),
+  // except rbp (it may be the frame pointer, which cannot be clobbered): saved by hand. The
+  // MXCSR control bits and the x87 control word are callee-saved too; a capsule that changes
+  // its rounding mode keeps it to itself, as with a call. Below the saved words is the resume
+  // address, so a switch in is `pop; jmp`: one indirect jump, predicted from branch history.
+  // The red zone is stepped over first: the enclosing function may keep data in it.
+  register Context* previous asm("rdi") = &from;
+  register Context* target asm("rsi") = &to;
+  asm volatile(
+      "leaq -128(%%rsp), %%rsp\n\t"
+      "pushq %%rbp\n\t"
+      "subq $8, %%rsp\n\t"
+      "stmxcsr (%%rsp)\n\t"
+      "fnstcw 4(%%rsp)\n\t"
+      "leaq 1f(%%rip), %%rax\n\t"
+      "pushq %%rax\n\t"
+      "movq %%rsp, (%%rdi)\n\t"  // from.saved (offset 0)
+      "movq (%%rsi), %%rsp\n\t"  // to.saved
+      "popq %%rax\n\t"
+      "jmp *%%rax\n"
+      "1:\n\t"
+#if defined(__CET__)
+      "endbr64\n\t"
+#endif
+      "ldmxcsr (%%rsp)\n\t"
+      "fldcw 4(%%rsp)\n\t"
+      "addq $8, %%rsp\n\t"
+      "popq %%rbp\n\t"
+      "leaq 128(%%rsp), %%rsp\n\t"
+      // rdi now holds the Context of whoever switched to us: see aem_context_start.
+      : "+r"(previous), "+r"(target)
+      :
+      : "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",  //
+        "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",                    //
+        "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",              //
+#if defined(__AVX512F__)
+        "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",  //
+        "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31",  //
+        "k1", "k2", "k3", "k4", "k5", "k6", "k7",                                  //
+#endif
+        "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",  //
+        "mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7",              //
+        "fpsr", "cc", "memory");
+#if AEM_FIBER_HOOKS
+  context_after_switch(from, *previous);
+#else
+  (void)previous;
+#endif
+}
+#else
 void context_switch(Context& from, Context& to);
+#endif
 
 }  // namespace aem::detail

@@ -219,16 +219,56 @@ WakeReason Waiter::wait(Deadline deadline) {
 
 // ---- this_capsule / this_core ------------------------------------------------------------
 
-namespace this_capsule {
+namespace detail {
 
-void yield() {
-  detail::Core* core = detail::Core::current_core();
+// yield_now is this_capsule::yield's body.
+extern "C" [[gnu::visibility("hidden"), gnu::used]] void aem_yield_now() noexcept {
+  Core* core = Core::current_core();
   if (core == nullptr || core->current() == nullptr) {
     std::this_thread::yield();
     return;
   }
   core->yield();
 }
+
+}  // namespace detail
+
+namespace this_capsule {
+
+#if AEM_INLINE_SWITCH
+// this_capsule::yield returns to its caller with an indirect jump rather than a `ret`. A `ret`
+// is predicted from the return stack buffer, which holds what the capsule that switched to us
+// pushed: when capsules yield to each other from different call sites, every return from yield
+// would be mispredicted (several times the cost of the rest of the yield). An indirect jump is
+// predicted from branch history, which tells the capsules apart. The caller's return address
+// waits in rbx (callee-saved) across aem_yield_now.
+asm(R"(
+  .text
+  .p2align 4
+  .globl _ZN3aem12this_capsule5yieldEv
+  .type _ZN3aem12this_capsule5yieldEv, @function
+_ZN3aem12this_capsule5yieldEv:
+  .cfi_startproc
+)" AEM_ENDBR R"(
+  pushq %rbx
+  .cfi_adjust_cfa_offset 8
+  .cfi_rel_offset %rbx, 0
+  movq 8(%rsp), %rbx
+  call aem_yield_now
+  movq %rbx, %rcx
+  popq %rbx
+  .cfi_adjust_cfa_offset -8
+  .cfi_restore %rbx
+  addq $8, %rsp
+  .cfi_adjust_cfa_offset -8
+  .cfi_register %rip, %rcx
+  jmp *%rcx
+  .cfi_endproc
+  .size _ZN3aem12this_capsule5yieldEv, .-_ZN3aem12this_capsule5yieldEv
+)");
+#else
+void yield() { detail::aem_yield_now(); }
+#endif
 
 void sleep_until(TimePoint when) {
   detail::Core* core = detail::Core::current_core();
