@@ -31,7 +31,7 @@ test: setup
 	cd build/test && AEM_BACKEND=epoll ctest -j $(JOBS) --output-on-failure --timeout 300
 
 test-asan: setup
-	cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAEM_SANITIZE=address,undefined \
+	cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAEM_SANITIZE=address,undefined -DAEM_BOOST_CONTEXT_SWITCH=ON \
 	  -DAEM_BUILD_BENCH=OFF -DAEM_WERROR=ON $(CMAKE_FLAGS)
 	cmake --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

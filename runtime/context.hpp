@@ -9,7 +9,9 @@
 // switch itself. Inline, a switch executes no call and no return, and the resumed context's
 // returns meet the entries its own calls pushed.
 //
-// Elsewhere (other architectures) context.cpp switches with Boost.Context's fcontext.
+// Elsewhere (other architectures, or with the CMake option AEM_BOOST_CONTEXT_SWITCH, which the
+// ASan+UBSan CI build uses so both paths are tested) context.cpp switches with Boost.Context's
+// fcontext.
 // Debian's Boost.Context has no sanitizer support, and neither has the inline switch, so both
 // tell AddressSanitizer and ThreadSanitizer about every switch (context.cpp).
 #pragma once
@@ -33,7 +35,7 @@
 #if AEM_ASAN || AEM_TSAN
 #define AEM_FIBER_HOOKS 1
 #endif
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(AEM_BOOST_CONTEXT_SWITCH)
 #define AEM_INLINE_SWITCH 1
 #endif
 // AEM_ENDBR marks where an indirect jump may land, in top-level asm.
