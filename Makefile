@@ -62,3 +62,13 @@ bench-smoke: build/release/build.ninja
 
 clean:
 	rm -rf build build-rel
+
+# The load benchmark (bench/load/README.md): baselines and aem's echo server under 100, 1,000
+# and 10,000 ping-pong connections, server on core 0, client on core 1. LOAD_BENCH_FLAGS passes
+# options to the script, e.g. LOAD_BENCH_FLAGS=--quick.
+LOAD_BENCH_FLAGS ?=
+.PHONY: load-bench
+load-bench: build/release/build.ninja
+	cmake --build build/release -j $(JOBS) --target aem_load_client aem_epoll_echo_server aem_thread_echo_server \
+	  $(if $(wildcard examples/echo_server.cpp),aem_echo_server)
+	python3 scripts/load_bench.py --build build/release $(LOAD_BENCH_FLAGS)
