@@ -93,7 +93,7 @@ TEST_CASE("net cancel: close() from another capsule ends a blocked accept and cl
         started = true;
         return listener.accept().error();
       });
-      while (!started.load()) aem::this_capsule::yield();
+      while (!started.load()) aem::this_capsule::sleep_for(100us);
       aem::this_capsule::sleep_for(attempt * 1ms);
       CHECK(listener.close());
       const std::error_code error = acceptor.join();
@@ -126,7 +126,7 @@ TEST_CASE("net cancel: close() under a blocked reader and writer ends both") {
         started.fetch_add(1);
         return pair.client.write_all(block).error();
       });
-      while (started.load() < 2) aem::this_capsule::yield();
+      while (started.load() < 2) aem::this_capsule::sleep_for(100us);
       aem::this_capsule::sleep_for(attempt * 1ms);
       CHECK(pair.client.close());
       const std::error_code read_error = reader.join();

@@ -7,6 +7,7 @@
 #include <aem/export.hpp>
 
 #include <atomic>
+#include <cassert>
 
 namespace aem::detail {
 
@@ -33,7 +34,10 @@ class AEM_EXPORT SharedFd {
   SharedFd& operator=(SharedFd&& other) noexcept;
   SharedFd(const SharedFd&) = delete;
   SharedFd& operator=(const SharedFd&) = delete;
-  ~SharedFd() { (void)close(); }
+  ~SharedFd() {
+    assert(head_ == nullptr && "aem: a socket destroyed while calls are in flight on it; close() it first");
+    (void)close();
+  }
 
   // get returns the descriptor, or -1 once it is closed or released. Any thread.
   int get() const noexcept { return fd_.load(std::memory_order_acquire); }

@@ -1,0 +1,199 @@
+// echo_server — a TCP echo server on the loopback interface, in blocking style: every
+// connection gets its own capsule that reads and writes as if it had a thread of its own.
+// SIGINT / SIGTERM stop it cleanly: the accept loop is closed, open connections are unwound.
+//
+//   echo_server --port 7000 --cores 2 --style capsule
+//   (in another terminal)  nc 127.0.0.1 7000
+//
+// A serving style is one entry in kStyles; each gets the parsed options and a running
+// runtime's root capsule.
+#include <aem/capsule.hpp>
+#include <aem/fd_io.hpp>
+#include <aem/net.hpp>
+#include <aem/runtime.hpp>
+
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+namespace {
+
+struct Options {
+  std::uint16_t port = 7000;
+  unsigned cores = 0;  // 0: one per CPU
+  std::string_view style = "capsule";
+};
+
+// Stats are printed when the server stops.
+struct Stats {
+  std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::uint64_t> bytes{0};
+};
+
+// ---- style "capsule": one capsule per connection ------------------------------------------
+
+// echo copies what the client sends back to it until the client closes its side.
+void echo(aem::TcpStream stream, Stats& stats) {
+  std::array<std::byte, 16 * 1024> buffer;
+  while (auto n = stream.read(buffer)) {
+    if (*n == 0) return;  // the client is done
+    if (!stream.write_all(std::span(buffer).first(*n))) return;
+    stats.bytes.fetch_add(*n, std::memory_order_relaxed);
+  }
+}
+
+// serve_capsules accepts until the listener is closed, spreading connections over the cores.
+void serve_capsules(aem::TcpListener& listener, Stats& stats) {
+  const unsigned cores = aem::this_core::count();
+  for (unsigned next = 0;; next = (next + 1) % cores) {
+    auto stream = listener.accept();
+    if (!stream) {
+      if (stream.error() != aem::errc::cancelled) std::fprintf(stderr, "accept: %s\n", stream.error().message().c_str());
+      return;
+    }
+    (void)stream->set_nodelay(true);
+    stats.connections.fetch_add(1, std::memory_order_relaxed);
+    auto connection = aem::spawn([s = std::move(*stream), &stats]() mutable { echo(std::move(s), stats); },
+                                 {.core = next});
+    if (connection) connection->detach();
+    else std::fprintf(stderr, "spawn: %s (connection dropped)\n", connection.error().message().c_str());
+  }
+}
+
+// ---- the styles and the common frame -------------------------------------------------------
+
+struct Style {
+  std::string_view name;
+  std::string_view description;
+  void (*serve)(aem::TcpListener& listener, Stats& stats);  // returns once the listener is closed
+};
+
+constexpr Style kStyles[] = {
+    {"capsule", "one capsule per connection, blocking-style read/write", &serve_capsules},
+};
+
+const Style* find_style(std::string_view name) {
+  for (const Style& style : kStyles) {
+    if (style.name == name) return &style;
+  }
+  return nullptr;
+}
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: echo_server [--port N] [--cores N] [--style NAME] [--help]\n"
+               "  --port N      TCP port on 127.0.0.1 (default 7000; 0 picks a free one)\n"
+               "  --cores N     scheduler cores (default: one per CPU)\n"
+               "  --style NAME  how connections are served:\n");
+  for (const Style& style : kStyles) {
+    std::fprintf(out, "                  %-12.*s %.*s\n", static_cast<int>(style.name.size()), style.name.data(),
+                 static_cast<int>(style.description.size()), style.description.data());
+  }
+  std::fprintf(out, "Stops cleanly on SIGINT or SIGTERM.\n");
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& out) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+// parse_options returns -1 to go on, else the exit status.
+int parse_options(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    if (arg != "--port" && arg != "--cores" && arg != "--style") {
+      std::fprintf(stderr, "echo_server: unknown option %s\n\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "echo_server: %s needs a value\n\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+    const std::string_view value = argv[++i];
+    bool ok = false;
+    if (arg == "--port") ok = parse_number(value, options.port);
+    else if (arg == "--cores") ok = parse_number(value, options.cores) && options.cores <= 1024;
+    else if (arg == "--style") {
+      options.style = value;
+      ok = find_style(value) != nullptr;
+    }
+    if (!ok) {
+      if (arg == "--style") std::fprintf(stderr, "echo_server: unknown style '%s'\n\n", argv[i]);
+      else std::fprintf(stderr, "echo_server: bad value for %s: '%s'\n\n", argv[i - 1], argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  return -1;
+}
+
+// wait_for_signal suspends the calling capsule until SIGINT or SIGTERM arrives on `fd`.
+void wait_for_signal(int fd) {
+  signalfd_siginfo info{};
+  auto n = aem::read(fd, std::as_writable_bytes(std::span(&info, 1)));
+  if (n && *n == sizeof info) std::printf("\n%s: stopping\n", ::strsignal(static_cast<int>(info.ssi_signo)));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (const int status = parse_options(argc, argv, options); status >= 0) return status;
+  const Style& style = *find_style(options.style);
+
+  // Block the signals before any core thread exists (threads inherit the mask), and take them
+  // from a signalfd that a capsule reads like any other descriptor.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return 1;
+  const int signal_fd = ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd < 0) {
+    std::perror("signalfd");
+    return 1;
+  }
+
+  auto listener = aem::TcpListener::bind(aem::SocketAddress::ipv4_loopback(options.port));
+  if (!listener) {
+    std::fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%u: %s\n", options.port,
+                 listener.error().message().c_str());
+    return 1;
+  }
+  Stats stats;
+  aem::Config config;
+  config.cores = options.cores;
+  aem::Runtime rt(config);
+  std::printf("echo_server: listening on %s, style %.*s, %u cores\n", listener->local_address()->to_string().c_str(),
+              static_cast<int>(style.name.size()), style.name.data(), rt.cores());
+  std::fflush(stdout);
+  rt.run([&] {
+    auto server = aem::spawn([&] { style.serve(*listener, stats); });
+    if (!server) {
+      std::fprintf(stderr, "spawn: %s\n", server.error().message().c_str());
+      return;
+    }
+    wait_for_signal(signal_fd);
+    (void)listener->close();  // the accept loop ends with errc::cancelled
+    server->join();
+  });  // returning unwinds the connections still open
+  ::close(signal_fd);
+  std::printf("echo_server: served %llu connections, %llu bytes\n",
+              static_cast<unsigned long long>(stats.connections.load()),
+              static_cast<unsigned long long>(stats.bytes.load()));
+  return 0;
+}
