@@ -1,16 +1,24 @@
-// echo_server — a TCP echo server on the loopback interface, in blocking style: every
-// connection gets its own capsule that reads and writes as if it had a thread of its own.
-// SIGINT / SIGTERM stop it cleanly: the accept loop is closed, open connections are unwound.
+// echo_server — a TCP echo server on the loopback interface, in two styles:
+//   capsule       every connection gets its own capsule that reads and writes as if it had a
+//                 thread of its own (blocking style);
+//   registration  AEM-style: an on_accept registration, and per connection an on_data
+//                 registration whose handler echoes the bytes; an idle connection holds no
+//                 capsule and no buffer, only its registration.
+// SIGINT / SIGTERM stop it cleanly: accepting ends, open connections are unwound.
 //
-//   echo_server --port 7000 --cores 2 --style capsule
+//   echo_server --port 7000 --cores 2 --style registration
 //   (in another terminal)  nc 127.0.0.1 7000
 //
 // A serving style is one entry in kStyles; each gets the parsed options and a running
 // runtime's root capsule.
 #include <aem/capsule.hpp>
 #include <aem/fd_io.hpp>
+#include <aem/cross_core.hpp>
 #include <aem/net.hpp>
+#include <aem/net/events.hpp>
 #include <aem/runtime.hpp>
+
+#include <aem/wait_group.hpp>
 
 #include <array>
 #include <atomic>
@@ -18,6 +26,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <sys/signalfd.h>
@@ -50,7 +59,7 @@ void echo(aem::TcpStream stream, Stats& stats) {
 }
 
 // serve_capsules accepts until the listener is closed, spreading connections over the cores.
-void serve_capsules(aem::TcpListener& listener, Stats& stats) {
+void serve_capsules(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& /*stop: closing ends accept*/) {
   const unsigned cores = aem::this_core::count();
   for (unsigned next = 0;; next = (next + 1) % cores) {
     auto stream = listener.accept();
@@ -67,16 +76,58 @@ void serve_capsules(aem::TcpListener& listener, Stats& stats) {
   }
 }
 
+// ---- style "registration": AEM-style event registrations -----------------------------------
+
+// watch registers the echo of one connection on the calling core. The handler owns the stream:
+// when the stream ends, the registration ends and destroying the handler closes it.
+void watch(aem::TcpStream accepted, Stats& stats) {
+  auto stream = std::make_shared<aem::TcpStream>(std::move(accepted));
+  auto id = aem::on_data(
+      *stream,
+      [stream, &stats](aem::EventData bytes) {
+        if (stream->write_all(bytes.bytes())) stats.bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
+      },
+      {.exec = aem::Executor::keepalive});  // one handler at a time per connection: echoes stay in order
+  if (!id) std::fprintf(stderr, "on_data: %s (connection dropped)\n", id.error().message().c_str());
+}
+
+// serve_registrations accepts through one registration and hands connections round-robin to
+// the cores, each of which registers the connection's data handler; then it waits for `stop`.
+void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& stop) {
+  const unsigned cores = aem::this_core::count();
+  unsigned next = 0;
+  auto accepting = aem::on_accept(
+      listener,
+      [&](aem::TcpStream stream) {
+        (void)stream.set_nodelay(true);
+        stats.connections.fetch_add(1, std::memory_order_relaxed);
+        const unsigned core = next;
+        next = (next + 1) % cores;
+        if (core == aem::this_core::id()) return watch(std::move(stream), stats);
+        auto handed = aem::post(core, [s = std::move(stream), &stats]() mutable { watch(std::move(s), stats); });
+        if (!handed) std::fprintf(stderr, "post: %s (connection dropped)\n", handed.error().message().c_str());
+      },
+      {.on_error = [](std::error_code error) { std::fprintf(stderr, "accept paused: %s\n", error.message().c_str()); }});
+  if (!accepting) {
+    std::fprintf(stderr, "on_accept: %s\n", accepting.error().message().c_str());
+    return;
+  }
+  stop.wait();
+  (void)aem::cancel(*accepting);
+}
+
 // ---- the styles and the common frame -------------------------------------------------------
 
 struct Style {
   std::string_view name;
   std::string_view description;
-  void (*serve)(aem::TcpListener& listener, Stats& stats);  // returns once the listener is closed
+  // serve returns once `stop` reaches zero and the listener is closed.
+  void (*serve)(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& stop);
 };
 
 constexpr Style kStyles[] = {
     {"capsule", "one capsule per connection, blocking-style read/write", &serve_capsules},
+    {"registration", "on_accept + one on_data registration per connection (no idle capsule)", &serve_registrations},
 };
 
 const Style* find_style(std::string_view name) {
@@ -182,13 +233,16 @@ int main(int argc, char** argv) {
               static_cast<int>(style.name.size()), style.name.data(), rt.cores());
   std::fflush(stdout);
   rt.run([&] {
-    auto server = aem::spawn([&] { style.serve(*listener, stats); });
+    aem::WaitGroup stop;
+    stop.add(1);
+    auto server = aem::spawn([&] { style.serve(*listener, stats, stop); });
     if (!server) {
       std::fprintf(stderr, "spawn: %s\n", server.error().message().c_str());
       return;
     }
     wait_for_signal(signal_fd);
-    (void)listener->close();  // the accept loop ends with errc::cancelled
+    stop.done();
+    (void)listener->close();  // a blocked accept ends with errc::cancelled
     server->join();
   });  // returning unwinds the connections still open
   ::close(signal_fd);

@@ -1,5 +1,9 @@
-// event_id.hpp — EventId: the handle of one registration (a timer, later any event source).
+// event_id.hpp — EventId: the handle of one registration (a timer, a socket event, ...), and
+// cancel().
 #pragma once
+
+#include <aem/export.hpp>
+#include <aem/result.hpp>
 
 #include <cstdint>
 
@@ -29,5 +33,11 @@ class EventId {
  private:
   std::uint64_t raw_ = 0;
 };
+
+// cancel stops a registration: no activation starts after it returns (one already running
+// finishes). Call from a capsule on any core; an id of another core is cancelled there.
+// Errors: errc::stale_event_id (cancelled already, or a one-shot timer that has fired),
+// errc::foreign_event_id (another runtime's id, or an invalid one), errc::not_in_capsule.
+AEM_EXPORT Result<void> cancel(EventId id);
 
 }  // namespace aem

@@ -66,10 +66,5 @@ Result<EventId> every(Duration period, F&& handler, TimerOptions options = {}) {
   return detail::register_timer(std::forward<F>(handler), Deadline(period).time_point(), period, options);
 }
 
-// cancel stops a registration: no activation starts after it returns (one already running
-// finishes). Call from a capsule on any core; an id of another core is cancelled there.
-// Errors: errc::stale_event_id (cancelled already, or a one-shot timer that has fired),
-// errc::foreign_event_id (another runtime's id, or an invalid one), errc::not_in_capsule.
-AEM_EXPORT Result<void> cancel(EventId id);
 
 }  // namespace aem
