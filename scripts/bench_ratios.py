@@ -73,8 +73,11 @@ def main():
     for name, values in sorted(counters.items()):
         if "p999_over_p50" in values:
             v = values["p999_over_p50"]
-            failed += v > 4.0
-            print(f"{name + ' p99.9 / p50':<50}{v:>10.2f}{4.0:>9.2f}  {'meets' if v <= 4.0 else 'MISSES'}")
+            if name.startswith("BM_Arena"):  # the target is the arena's; others are for reference
+                failed += v > 4.0
+                print(f"{name + ' p99.9 / p50':<50}{v:>10.2f}{4.0:>9.2f}  {'meets' if v <= 4.0 else 'MISSES'}")
+            else:
+                print(f"{name + ' p99.9 / p50':<50}{v:>10.2f}{'':>9}  (reference)")
     return 0
 
 
