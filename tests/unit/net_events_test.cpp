@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <fcntl.h>
@@ -267,7 +268,9 @@ TEST_CASE("socket events: on_accept backs off on EMFILE and keeps serving") {
             held.push_back(std::move(stream));  // keeps its descriptor until an EMFILE frees them
           },
           {.on_error = [&](std::error_code error) {
-            if (error == std::errc::too_many_files_open) ++errors;
+            // Compared without a virtual call: UBSan's vptr check probes memory through a pipe,
+            // which fails (and reports a false error) while descriptors are exhausted.
+            if (error.value() == EMFILE && &error.category() == &std::generic_category()) ++errors;
             held.clear();
           }});
       if (!id) return 11;
