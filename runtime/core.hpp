@@ -97,8 +97,19 @@ class Core {
       leave(self, false);
       return;
     }
+    if (may_switch_directly()) {
+      if (CapsuleControl* next = ready_.exchange_only(self)) {
+        self->state = CapsuleState::ready;
+        --turn_budget_;
+        resume(self->context, next);
+        return;
+      }
+      make_ready(self);
+      leave(self, true);
+      return;
+    }
     make_ready(self);
-    switch_away(self);
+    leave(self, false);
   }
   // recycle returns a capsule whose task is disposed of to the pool (a LIFO free list: the
   // next spawn reuses the stack that is warmest in the caches).

@@ -58,6 +58,19 @@ class ReadyQueue {
     return node;
   }
 
+  // exchange_only is push(node) followed by pop() for the case where the queue holds exactly
+  // one node, of node's level: that node is returned and `node` takes its place. Otherwise it
+  // changes nothing and returns nullptr. (Two capsules taking turns: a yield in two stores.)
+  Node* exchange_only(Node* node) noexcept {
+    const unsigned level = static_cast<unsigned>(node->priority);
+    Fifo& fifo = levels_[level];
+    if (bitmap_ != (1u << level) || fifo.head != fifo.tail) return nullptr;
+    Node* other = fifo.head;
+    fifo.head = fifo.tail = node;
+    bypassed_ = 0;  // as pop() on a single level
+    return other;
+  }
+
   bool empty() const noexcept { return bitmap_ == 0; }
   // highest_level returns the highest non-empty level; precondition: !empty().
   unsigned highest_level() const noexcept { return highest(bitmap_); }
