@@ -27,6 +27,12 @@ const char* source_name(SourceKind kind) noexcept {
   return "event";
 }
 
+// release_payload gives up what an activation's payload owns beyond its EventData: a socket
+// accepted for a handler that never took it (it threw, or the activation was dropped).
+void release_payload(const Registration* r, Payload& p) noexcept {
+  if (r->kind == SourceKind::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
+}
+
 }  // namespace
 
 // Activation is the task that runs a registration's handler: one activation (fresh_capsule),
@@ -77,8 +83,7 @@ struct EventTable::Activation final : TaskState {
       std::fprintf(stderr, "aem: %s handler (event %llu) threw a non-std exception\n", source_name(r->kind),
                    static_cast<unsigned long long>(table->id_of(r).value()));
     }
-    // A socket the handler did not take (it threw first) must not leak.
-    if (r->kind == SourceKind::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
+    release_payload(r, p);  // a socket the handler did not take (it threw first) must not leak
   }
   static void dispose_impl(TaskState* state) noexcept { static_cast<Activation*>(state)->~Activation(); }
 };
@@ -200,7 +205,7 @@ void EventTable::activate(Registration* r, Payload& payload) noexcept {
   // unless even the queue cannot grow (then it is counted).
   if (!r->queue.push(payload)) {
     ++r->lost;
-    if (r->kind == SourceKind::accept && payload.value >= 0) ::close(std::exchange(payload.value, -1));
+    release_payload(r, payload);
     std::fprintf(stderr, "aem: out of memory queueing an activation of event %llu; it is lost\n",
                  static_cast<unsigned long long>(id_of(r).value()));
     return;
@@ -283,7 +288,7 @@ void EventTable::maybe_retire(Registration* r) noexcept {
 void EventTable::discard_queue(Registration* r) noexcept {
   while (!r->queue.empty()) {
     Payload p = r->queue.pop();
-    if (r->kind == SourceKind::accept && p.value >= 0) ::close(p.value);  // accepted, never handed over
+    release_payload(r, p);
   }
 }
 

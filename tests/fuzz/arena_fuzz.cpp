@@ -165,6 +165,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Model model(arena);
   std::vector<void*> freed;  // recently freed pointers, for double-free probes
   std::uint64_t next_id = 0;
+  // check_refusal: only the fail policy refuses, with the error its documentation names, and
+  // only when no free block is large enough.
+  auto check_refusal = [&](std::error_code error, std::size_t request) {
+    FUZZ_CHECK(config.on_exhaustion == aem::ExhaustionPolicy::fail);
+    FUZZ_CHECK(error == (request > config.capacity ? aem::errc::invalid_argument : aem::errc::out_of_memory));
+    if (request <= config.capacity) FUZZ_CHECK(arena.stats().largest_free_block < arena.block_size(request));
+  };
 
   while (!in.empty()) {
     const std::uint8_t op = in.byte();
@@ -178,10 +185,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (op % 9 == 1) {
           auto r = arena.allocate_data(request);
           if (!r) {
-            FUZZ_CHECK(config.on_exhaustion == aem::ExhaustionPolicy::fail);
-            FUZZ_CHECK(r.error() == (request > config.capacity ? aem::errc::invalid_argument
-                                                                : aem::errc::out_of_memory));
-            if (request <= config.capacity) FUZZ_CHECK(arena.stats().largest_free_block < arena.block_size(request));
+            check_refusal(r.error(), request);
             break;
           }
           b.data = std::move(*r);
@@ -191,10 +195,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         } else {
           auto r = arena.allocate(request);
           if (!r) {
-            FUZZ_CHECK(config.on_exhaustion == aem::ExhaustionPolicy::fail);
-            FUZZ_CHECK(r.error() == (request > config.capacity ? aem::errc::invalid_argument
-                                                                : aem::errc::out_of_memory));
-            if (request <= config.capacity) FUZZ_CHECK(arena.stats().largest_free_block < arena.block_size(request));
+            check_refusal(r.error(), request);
             break;
           }
           b.p = static_cast<std::byte*>(*r);
