@@ -54,6 +54,29 @@ void BM_Yield(benchmark::State& state) {
 }
 BENCHMARK(BM_Yield);
 
+// BM_YieldOwnFpEnv: BM_Yield with both capsules spawned with SpawnOptions::own_fp_env, so
+// every switch also saves and restores the floating-point control state: what the option costs.
+void BM_YieldOwnFpEnv(benchmark::State& state) {
+  aem::Runtime rt(bench_config(1));
+  rt.run([&] {
+    bool done = false;
+    auto partner = aem::spawn(
+        [&] {
+          while (!done) aem::this_capsule::yield();
+        },
+        {.own_fp_env = true});
+    auto measured = aem::spawn(
+        [&] {
+          for (auto _ : state) aem::this_capsule::yield();
+          done = true;
+        },
+        {.own_fp_env = true});
+    measured->join();
+    partner->join();
+  });
+}
+BENCHMARK(BM_YieldOwnFpEnv);
+
 // BM_SpawnJoin: spawn a capsule that returns a value, then join it (guard pages on).
 void BM_SpawnJoin(benchmark::State& state) {
   aem::Runtime rt(bench_config(1));

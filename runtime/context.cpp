@@ -63,6 +63,34 @@ void context_before_switch(Context& from, Context& to) { before_switch(from, to)
 void context_after_switch(Context& self, Context& previous) { after_switch(self, previous); }
 #endif
 
+namespace {
+// The state the thread's shared contexts use, saved while a context with its own runs.
+thread_local FpControl t_shared_fp;
+}  // namespace
+
+#if defined(__x86_64__)
+FpControl fp_read() noexcept {
+  FpControl state;
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(state.mxcsr), "=m"(state.x87_control));
+  return state;
+}
+
+void fp_load(const FpControl& state) noexcept {
+  asm volatile("ldmxcsr %0\n\tfldcw %1" : : "m"(state.mxcsr), "m"(state.x87_control));
+}
+#else
+// Elsewhere the switch is fcontext's, which carries each context's floating-point control
+// state itself: nothing to read or load here.
+FpControl fp_read() noexcept { return {}; }
+void fp_load(const FpControl&) noexcept {}
+#endif
+
+void fp_env_leave(Context& from) noexcept { (from.own_fp_env ? from.fp : t_shared_fp) = fp_read(); }
+
+void fp_env_enter(Context& self) noexcept { fp_load(self.own_fp_env ? self.fp : t_shared_fp); }
+
+FpControl fp_shared(const Context& running) noexcept { return running.own_fp_env ? t_shared_fp : fp_read(); }
+
 void context_adopt_thread(Context& ctx) {
   ctx = Context{};
 #if AEM_TSAN
@@ -89,6 +117,7 @@ void context_release([[maybe_unused]] Context& ctx) {
 // `previous` the context that switched to it.
 extern "C" [[noreturn, gnu::visibility("hidden"), gnu::used]] void aem_context_entry(Context* previous, Context* self) noexcept {
   after_switch(*self, *previous);
+  if (self->own_fp_env || previous->own_fp_env) fp_env_enter(*self);
   self->entry(self->entry_arg);
   std::abort();  // entry switches away for good; it never returns
 }
@@ -118,11 +147,9 @@ void context_make(Context& ctx, void* stack_bottom, std::size_t size, void (*ent
   init_fiber(ctx, stack_bottom, size, entry, arg);
   // What a switch in pops: the resume address, then (aem_context_start's) the Context.
   auto top = (reinterpret_cast<std::uintptr_t>(stack_bottom) + size) & ~std::uintptr_t{15};
-  auto** sp = reinterpret_cast<void**>(top) - 4;
+  auto** sp = reinterpret_cast<void**>(top) - 2;
   sp[0] = reinterpret_cast<void*>(&aem_context_start);
   sp[1] = &ctx;
-  sp[2] = nullptr;
-  sp[3] = nullptr;
   ctx.saved = sp;
 }
 

@@ -9,14 +9,22 @@
 // switch itself. Inline, a switch executes no call and no return, and the resumed context's
 // returns meet the entries its own calls pushed.
 //
+// The floating-point control state (MXCSR, the x87 control word) belongs to the core's thread,
+// as in Go, Seastar and marl: the inline switch does not save it, because storing and loading
+// those two registers costs more than the rest of the switch together (measured here: 17 ns a
+// round trip with them, 4 ns without). A capsule that needs a rounding mode or flush-to-zero of
+// its own is spawned with SpawnOptions::own_fp_env: switches into and out of such a capsule
+// save and restore the state (fp_env_leave / fp_env_enter), so the others never see its changes.
+//
 // Elsewhere (other architectures, or with the CMake option AEM_BOOST_CONTEXT_SWITCH, which the
 // ASan+UBSan CI build uses so both paths are tested) context.cpp switches with Boost.Context's
-// fcontext.
+// fcontext, which saves the floating-point control state on every switch.
 // Debian's Boost.Context has no sanitizer support, and neither has the inline switch, so both
 // tell AddressSanitizer and ThreadSanitizer about every switch (context.cpp).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -47,12 +55,19 @@
 
 namespace aem::detail {
 
+// FpControl is the floating-point control state a switch may have to carry: MXCSR (SSE rounding,
+// flush-to-zero, exception masks) and the x87 control word.
+struct FpControl {
+  std::uint32_t mxcsr = 0;
+  std::uint16_t x87_control = 0;
+};
+
 // Context is one stack plus the registers saved when it was switched away from.
 // A default-constructed Context describes the calling thread's own stack: it is filled in by
 // the first switch away from it.
 struct Context {
   // The suspended context's stack pointer. Inline switch: its resume address is on top, with
-  // the frame pointer and the floating-point control words above it. fcontext: the fcontext_t.
+  // the frame pointer above it. fcontext: the fcontext_t.
   void* saved = nullptr;
   void* stack_bottom = nullptr;      // lowest usable address (for the sanitizers)
   std::size_t stack_size = 0;
@@ -61,6 +76,10 @@ struct Context {
   void* asan_fake_stack = nullptr;   // AddressSanitizer: fake-stack handle while suspended
   void* tsan_fiber = nullptr;        // ThreadSanitizer: fiber handle
   bool owns_tsan_fiber = false;
+  // own_fp_env: this context keeps a floating-point control state of its own, saved in `fp`
+  // while it is switched out (see the file comment). Off: it shares its thread's.
+  bool own_fp_env = false;
+  FpControl fp;
 };
 
 // context_make prepares `ctx` to run `entry(arg)` on the stack [stack_bottom, stack_bottom+size)
@@ -74,6 +93,20 @@ void context_adopt_thread(Context& ctx);
 // context_release frees the sanitizer state of a fiber context that will never run again;
 // call it before its stack is unmapped.
 void context_release(Context& ctx);
+
+// fp_read returns the calling thread's floating-point control state; fp_load installs one.
+FpControl fp_read() noexcept;
+void fp_load(const FpControl& state) noexcept;
+
+// fp_env_leave / fp_env_enter: the floating-point side of a switch that involves a context with
+// its own state (from.own_fp_env or to.own_fp_env). fp_env_leave runs in `from` before it leaves
+// and saves the state in use: `from`'s own, or else the one its thread's shared contexts use.
+// fp_env_enter runs in `self` once resumed and installs `self`'s own, or the shared one.
+void fp_env_leave(Context& from) noexcept;
+void fp_env_enter(Context& self) noexcept;
+// fp_shared returns the state the calling thread's shared contexts run with, whichever
+// context is running (for a context that starts with an own state: it starts from that one).
+FpControl fp_shared(const Context& running) noexcept;
 
 #if AEM_FIBER_HOOKS
 // The sanitizers' side of a switch: before_switch runs in `from` just before it leaves for
@@ -89,21 +122,18 @@ void context_after_switch(Context& self, Context& previous);
 #if AEM_FIBER_HOOKS
   context_before_switch(from, to);
 #endif
+  if (from.own_fp_env || to.own_fp_env) [[unlikely]] fp_env_leave(from);
   // The registers the ABI says a call preserves are declared clobbered, so the compiler keeps
   // nothing live in them across the switch (it saves what it needs in the enclosing function),
-  // except rbp (it may be the frame pointer, which cannot be clobbered): saved by hand. The
-  // MXCSR control bits and the x87 control word are callee-saved too; a capsule that changes
-  // its rounding mode keeps it to itself, as with a call. Below the saved words is the resume
-  // address, so a switch in is `pop; jmp`: one indirect jump, predicted from branch history.
-  // The red zone is stepped over first: the enclosing function may keep data in it.
+  // except rbp (it may be the frame pointer, which cannot be clobbered): saved by hand. Below it
+  // is the resume address, so a switch in is `pop; jmp`: one indirect jump, predicted from
+  // branch history. The red zone is stepped over first: the enclosing function may keep data
+  // in it.
   register Context* previous asm("rdi") = &from;
   register Context* target asm("rsi") = &to;
   asm volatile(
       "leaq -128(%%rsp), %%rsp\n\t"
       "pushq %%rbp\n\t"
-      "subq $8, %%rsp\n\t"
-      "stmxcsr (%%rsp)\n\t"
-      "fnstcw 4(%%rsp)\n\t"
       "leaq 1f(%%rip), %%rax\n\t"
       "pushq %%rax\n\t"
       "movq %%rsp, (%%rdi)\n\t"  // from.saved (offset 0)
@@ -114,9 +144,6 @@ void context_after_switch(Context& self, Context& previous);
 #if defined(__CET__)
       "endbr64\n\t"
 #endif
-      "ldmxcsr (%%rsp)\n\t"
-      "fldcw 4(%%rsp)\n\t"
-      "addq $8, %%rsp\n\t"
       "popq %%rbp\n\t"
       "leaq 128(%%rsp), %%rsp\n\t"
       // rdi now holds the Context of whoever switched to us: see aem_context_start.
@@ -133,6 +160,7 @@ void context_after_switch(Context& self, Context& previous);
         "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",  //
         "mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7",              //
         "fpsr", "cc", "memory");
+  if (from.own_fp_env || previous->own_fp_env) [[unlikely]] fp_env_enter(from);
 #if AEM_FIBER_HOOKS
   context_after_switch(from, *previous);
 #else

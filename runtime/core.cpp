@@ -39,9 +39,7 @@ Result<void> Core::init() noexcept {
   auto backend = create_backend(config_.backend, config_.ring_entries);
   if (!backend) return backend.error();
   backend_ = std::move(*backend);
-  wheel_.reset(new (std::nothrow) TimerWheel(std::chrono::duration_cast<std::chrono::nanoseconds>(config_.timer_tick),
-                                             Clock::now()));
-  if (!wheel_) return make_error_code(errc::out_of_memory);
+  wheel_.emplace(std::chrono::duration_cast<std::chrono::nanoseconds>(config_.timer_tick), Clock::now());
   events_.reset(new (std::nothrow) EventTable(*this, runtime_.tag()));
   if (!events_) return make_error_code(errc::out_of_memory);
   if (Result<void> arena = init_arena(); !arena) return arena;
@@ -135,7 +133,14 @@ void Core::capsule_main(void* arg) {
   auto* self = static_cast<CapsuleControl*>(arg);
   for (;;) {
     TaskState* task = self->task;
+    // The state an own_fp_env task starts from (the inline switch installed it already;
+    // fcontext resumed the capsule with whatever it had last).
+    if (self->context.own_fp_env) fp_load(self->context.fp);
     task->run(task);
+#if !AEM_INLINE_SWITCH
+    // fcontext carries each capsule's state along: hand the next task the one this one got.
+    if (self->context.own_fp_env) fp_load(self->context.fp);
+#endif
     Core* core = self->core;
     const bool frame_home = task->home == TaskHome::capsule_frame;
     self->state = CapsuleState::finished;

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 namespace aem::detail {
 
@@ -70,6 +71,8 @@ class Core {
   void launch(CapsuleControl* capsule, TaskState* task) noexcept {
     capsule->task = task;
     capsule->priority = task->priority;
+    capsule->context.own_fp_env = task->own_fp_env;
+    if (task->own_fp_env) capsule->context.fp = fp_shared(current_ != nullptr ? current_->context : scheduler_);
     // The fault handler reports this id, so the guard holds the capsule's one copy of it.
     capsule->guard.capsule_id = (static_cast<CapsuleId>(index_) << 56) | next_sequence_++;
     if (task->home == TaskHome::capsule_frame) task->capsule = capsule;
@@ -227,7 +230,7 @@ class Core {
   CapsuleControl* all_ = nullptr;
   std::size_t capsules_ = 0;
   std::unique_ptr<Backend> backend_;
-  std::unique_ptr<TimerWheel> wheel_;
+  std::optional<TimerWheel> wheel_;  // in place: the switch path asks whether it is empty
   std::unique_ptr<EventTable> events_;
   std::unique_ptr<BuddyArena> arena_;
   unsigned turn_budget_ = 0;

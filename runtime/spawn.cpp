@@ -61,6 +61,7 @@ namespace {
   }
   task->home = home;
   task->priority = options.priority;
+  task->own_fp_env = options.own_fp_env;
   if (local) {
     task->runner = core;
     core->count_task();
@@ -101,6 +102,7 @@ Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std
   }
   task->home = TaskHome::capsule_frame;
   task->priority = options.priority;
+  task->own_fp_env = options.own_fp_env;
   task->runner = core;
   core->count_task();
   core->launch(capsule, task);

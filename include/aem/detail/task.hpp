@@ -35,6 +35,7 @@ struct TaskState {
   std::atomic<std::uint32_t> flags{0};
   TaskHome home = TaskHome::heap;
   Priority priority = Priority::normal;
+  bool own_fp_env = false;  // SpawnOptions::own_fp_env
   void* joiner = nullptr;   // the capsule suspended in join(), valid while kJoinWaiting
   void* capsule = nullptr;  // for TaskHome::capsule_frame: the capsule whose frame holds this
   void* runner = nullptr;   // the core that runs it: handle operations there need no atomic RMW
