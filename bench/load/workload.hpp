@@ -36,10 +36,11 @@ inline std::uint64_t spin(std::uint64_t iterations) {
 }
 
 // calibrate_spin measures spin iterations per microsecond on the calling thread. The fastest
-// of several rounds is kept: on a shared machine preemption only ever makes a round slower.
+// of many short rounds is kept: on a shared machine preemption only ever makes a round slower,
+// and a round far shorter than a scheduler time slice is likely to run uninterrupted.
 inline double calibrate_spin() {
-  constexpr std::uint64_t kRoundIterations = 2'000'000;
-  constexpr int kRounds = 7;
+  constexpr std::uint64_t kRoundIterations = 100'000;
+  constexpr int kRounds = 200;
   double best_us = 0;
   volatile std::uint64_t sink = 0;
   for (int round = 0; round < kRounds; ++round) {
