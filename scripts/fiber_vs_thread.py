@@ -48,7 +48,7 @@ TARGET_P99_RATIO = 0.5         # p99 latency, aem / threads, at most
 TARGET_THROUGHPUT_RATIO = 1.5  # requests/s, aem / threads, at least
 
 CSV_FIELDS = ["server", "connections", "status", "requests_per_s", "p50_us", "p99_us", "p999_us", "max_us",
-              "server_cpu_util", "client_cpu_util", "rss_kib", "hwm_kib", "threads", "cpu_us", "sleep_us"]
+              "server_cpu_util", "client_cpu_util", "server_cpu_us_per_request", "rss_kib", "hwm_kib", "threads", "cpu_us", "sleep_us"]
 
 
 def server_table(build, pool_threads):
@@ -168,7 +168,7 @@ def run_cell(name, binary, extra, client, connections, args):
         return row
     row.update(status="ok", requests_per_s=result["msgs_per_s"], p50_us=result["p50_us"], p99_us=result["p99_us"],
                p999_us=result["p999_us"], max_us=result["max_us"], server_cpu_util=result["server_cpu_util"],
-               client_cpu_util=result["client_cpu_util"])
+               client_cpu_util=result["client_cpu_util"], server_cpu_us_per_request=result["server_cpu_us_per_msg"])
     return row
 
 
@@ -182,17 +182,18 @@ def write_csv(path, rows):
 
 def print_table(rows):
     print(f"\n{'server':<18}{'conns':>7}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}{'srv cpu':>9}"
-          f"{'cli cpu':>9}{'RSS MiB':>9}{'HWM MiB':>9}{'threads':>9}")
+          f"{'cli cpu':>9}{'cpu us/req':>11}{'RSS MiB':>9}{'HWM MiB':>9}{'threads':>9}")
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['server']:<18}{r['connections']:>7}  {r['status']}")
             continue
         print(f"{r['server']:<18}{r['connections']:>7}{r['requests_per_s']:>10.0f}{r['p50_us'] / 1e3:>9.2f}"
               f"{r['p99_us'] / 1e3:>9.2f}{r['p999_us'] / 1e3:>9.2f}{r['server_cpu_util']:>8.0%} "
-              f"{r['client_cpu_util']:>8.0%} {r['rss_kib'] / 1024:>8.1f} {r['hwm_kib'] / 1024:>8.1f}"
+              f"{r['client_cpu_util']:>8.0%} {r['server_cpu_us_per_request']:>10.1f} {r['rss_kib'] / 1024:>8.1f} {r['hwm_kib'] / 1024:>8.1f}"
               f"{r['threads']:>9}")
     print("srv/cli cpu: each side's CPU time over the measured window; a server far below 100% at high "
-          "concurrency lost its core to another process.\nRSS, threads: largest sample while the client ran; "
+          "concurrency lost its core to another process.\ncpu us/req: the server's CPU time per request, which "
+          "compares servers fairly even when they got different shares of their core.\nRSS, threads: largest sample while the client ran; "
           "HWM: the server's peak RSS (VmHWM).")
 
 
