@@ -72,3 +72,25 @@ load-bench: build/release/build.ninja
 	cmake --build build/release -j $(JOBS) --target aem_load_client aem_epoll_echo_server aem_thread_echo_server \
 	  $(if $(wildcard examples/echo_server.cpp),aem_echo_server)
 	python3 scripts/load_bench.py --build build/release $(LOAD_BENCH_FLAGS)
+
+# The fiber-vs-thread comparison (bench/fiber_vs_thread/README.md): the same request workload
+# served by aem (capsule per connection, registrations), a thread per connection and a thread
+# pool behind epoll, at 10 to 10,000 connections; writes a CSV and gnuplot PNGs to
+# build/release/fiber_vs_thread/. FVT_FLAGS passes options, e.g. FVT_FLAGS=--quick.
+FVT_FLAGS ?=
+.PHONY: fiber-vs-thread fiber-vs-thread-smoke
+fiber-vs-thread: build/release/build.ninja
+	cmake --build build/release -j $(JOBS) --target aem_load_client aem_thread_echo_server aem_work_server aem_pool_work_server
+	python3 scripts/fiber_vs_thread.py --build build/release $(FVT_FLAGS)
+
+# Seconds: 10 and 100 connections, half a second each — proves the whole chain works.
+fiber-vs-thread-smoke:
+	$(MAKE) fiber-vs-thread FVT_FLAGS="--quick $(FVT_FLAGS)"
+
+# aem's HTTP server against nginx under wrk (scripts/http_vs_nginx.py; needs wrk and
+# nginx-light). HTTP_VS_NGINX_FLAGS passes options, e.g. HTTP_VS_NGINX_FLAGS=--quick.
+HTTP_VS_NGINX_FLAGS ?=
+.PHONY: http-vs-nginx
+http-vs-nginx: build/release/build.ninja
+	$(if $(wildcard examples/http_server),cmake --build build/release -j $(JOBS) --target aem_http_server)
+	python3 scripts/http_vs_nginx.py --aem-server build/release/examples/aem_http_server $(HTTP_VS_NGINX_FLAGS)

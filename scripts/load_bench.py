@@ -88,13 +88,16 @@ def log_tail(path):
 
 
 class Server:
-    """One server process pinned to SERVER_CORE, its output in a temporary log."""
+    """One server process pinned to SERVER_CORE, its output in a temporary log. By default it is
+    started as `binary --port P extra...`; `make_argv(port)` replaces that command line for
+    servers that take their port another way (nginx reads it from its configuration)."""
 
-    def __init__(self, name, binary, extra):
+    def __init__(self, name, binary, extra, make_argv=None):
         self.name = name
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix=f"load_bench_{name}_", suffix=".log", delete=False)
-        cmd = ["taskset", "-c", str(SERVER_CORE), binary, "--port", str(self.port)] + extra
+        argv = make_argv(self.port) if make_argv else [binary, "--port", str(self.port)] + extra
+        cmd = ["taskset", "-c", str(SERVER_CORE)] + argv
         # taskset execs the server, so the pid is the server's own (its /proc is what we read).
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.tail = ""
@@ -129,12 +132,16 @@ class Server:
                 time.sleep(SETTLE_INTERVAL_S)
         self.fail(f"not listening on port {self.port} after {PORT_WAIT_S:.0f} s")
 
-    def rss_bytes(self):
+    def status_field(self, field):
+        """The leading number of /proc/PID/status's `field` line (VmRSS, VmHWM: KiB; Threads)."""
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise BenchError(f"{self.name}: no VmRSS in /proc/{self.proc.pid}/status")
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise BenchError(f"{self.name}: no {field} in /proc/{self.proc.pid}/status")
+
+    def rss_bytes(self):
+        return self.status_field("VmRSS") * 1024
 
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
@@ -347,27 +354,52 @@ def print_targets(runs, idle):
         print(f"{label:<46}{fmt(value, '>10.2f')}{op:>4}{target:>8}  {verdict}")
 
 
+class Sweep:
+    """The connection counts and timings of a sweep, in full and in --quick form."""
+
+    def __init__(self, connections, duration_s, warmup_s):
+        self.connections = connections
+        self.duration_s = duration_s
+        self.warmup_s = warmup_s
+
+
+def add_sweep_arguments(parser, full):
+    """--build, --connections, --duration, --warmup and --quick, as every load script takes them."""
+    parser.add_argument("--build", default="build/release", help="CMake build directory (default build/release)")
+    parser.add_argument("--connections", help="comma-separated connection counts (default "
+                        f"{','.join(str(c) for c in full.connections)})")
+    parser.add_argument("--duration", type=float, help=f"measured seconds per run (default {full.duration_s:g})")
+    parser.add_argument("--warmup", type=float, help=f"warm-up seconds per run (default {full.warmup_s:g})")
+    parser.add_argument("--quick", action="store_true", help="smoke run for CI: few connections, seconds")
+
+
+def resolve_sweep_arguments(parser, args, full, quick):
+    """Replaces the sweep arguments left out with `full`'s values, or `quick`'s under --quick."""
+    chosen = quick if args.quick else full
+    try:
+        args.connections = ([int(c) for c in args.connections.split(",")] if args.connections
+                            else chosen.connections)
+    except ValueError:
+        parser.error(f"--connections wants comma-separated integers, got '{args.connections}'")
+    if min(args.connections) < 1:
+        parser.error("--connections must be positive")
+    args.duration = args.duration or chosen.duration_s
+    args.warmup = args.warmup if args.warmup is not None else chosen.warmup_s
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", default="build/release", help="CMake build directory (default build/release)")
+    add_sweep_arguments(parser, Sweep(DEFAULT_CONNECTIONS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S))
     parser.add_argument("--aem-server", help="aem echo server binary (default BUILD/examples/aem_echo_server)")
-    parser.add_argument("--connections", help="comma-separated connection counts (default 100,1000,10000)")
-    parser.add_argument("--duration", type=float, help=f"measured seconds per run (default {DEFAULT_DURATION_S:g})")
-    parser.add_argument("--warmup", type=float, help=f"warm-up seconds per run (default {DEFAULT_WARMUP_S:g})")
     parser.add_argument("--servers", default="epoll,thread,aem-capsule,aem-registration")
     parser.add_argument("--idle-connections", type=int, help=f"default {DEFAULT_IDLE_CONNECTIONS}")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-memory measurement")
     parser.add_argument("--json", help="also write every result here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: few connections, 1 s, for CI")
     args = parser.parse_args()
+    resolve_sweep_arguments(parser, args, Sweep(DEFAULT_CONNECTIONS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S),
+                            Sweep(QUICK_CONNECTIONS, QUICK_DURATION_S, QUICK_WARMUP_S))
     args.aem_server = args.aem_server or os.path.join(args.build, "examples", "aem_echo_server")
     args.servers = args.servers.split(",")
-    connections = QUICK_CONNECTIONS if args.quick else DEFAULT_CONNECTIONS
-    if args.connections:
-        connections = [int(c) for c in args.connections.split(",")]
-    args.connections = connections
-    args.duration = args.duration or (QUICK_DURATION_S if args.quick else DEFAULT_DURATION_S)
-    args.warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else DEFAULT_WARMUP_S)
     if args.idle_connections is None:
         args.idle_connections = QUICK_IDLE_CONNECTIONS if args.quick else DEFAULT_IDLE_CONNECTIONS
     return args

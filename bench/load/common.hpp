@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -79,16 +80,25 @@ class Args {
     return parsed;
   }
 
-  double seconds(std::string_view name, double fallback) {
+  double seconds(std::string_view name, double fallback) { return number(name, fallback, "number of seconds"); }
+
+  // number reads a non-negative real; `what` names it in the error message.
+  double number(std::string_view name, double fallback, const char* what = "number") {
     const std::string_view text = value(name);
     if (text.empty()) return fallback;
     char* end = nullptr;
     const std::string copy(text);
     const double parsed = std::strtod(copy.c_str(), &end);
     if (end != copy.c_str() + copy.size() || !(parsed >= 0)) {
-      usage_error(program_, std::string(name) + " wants a non-negative number of seconds, got '" + copy + "'");
+      usage_error(program_, std::string(name) + " wants a non-negative " + what + ", got '" + copy + "'");
     }
     return parsed;
+  }
+
+  // text returns the flag's value as given, or `fallback`.
+  std::string_view text(std::string_view name, std::string_view fallback) {
+    const std::string_view given = value(name);
+    return given.empty() ? fallback : given;
   }
 
   int port() { return static_cast<int>(integer("--port", kDefaultPort, 1, kMaxPort)); }
@@ -234,6 +244,46 @@ class FdReserve {
 };
 
 inline bool out_of_fds(int error) { return error == EMFILE || error == ENFILE; }
+
+// epoll_watch adds `fd` to `epoll_fd` (or with EPOLL_CTL_MOD re-arms it) for `events`, keyed by
+// the descriptor itself: the servers index their state by descriptor.
+inline void epoll_watch(const char* program, int epoll_fd, int fd, uint32_t events, int op = EPOLL_CTL_ADD) {
+  epoll_event event{};
+  event.events = events;
+  event.data.fd = fd;
+  if (epoll_ctl(epoll_fd, op, fd, &event) != 0) fail(program, "epoll_ctl");
+}
+
+// epoll_wait_events waits without a timeout for at most `max` events; EINTR is not an event.
+inline int epoll_wait_events(const char* program, int epoll_fd, epoll_event* events, int max) {
+  for (;;) {
+    const int ready = epoll_wait(epoll_fd, events, max, -1);
+    if (ready >= 0) return ready;
+    if (errno != EINTR) fail(program, "epoll_wait");
+  }
+}
+
+// accept_pending accepts every connection queued on the non-blocking `listen_fd` (an
+// edge-triggered listener must take them all now) as non-blocking descriptors with TCP_NODELAY
+// and hands each to `on_connection(fd)`; out of descriptors, `reserve` refuses the client.
+template <typename OnConnection>
+void accept_pending(const char* program, int listen_fd, FdReserve& reserve, OnConnection&& on_connection) {
+  for (;;) {
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      set_nodelay(fd);
+      on_connection(fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (out_of_fds(errno)) {
+      reserve.refuse_one(listen_fd);
+      continue;
+    }
+    fail(program, "accept4");
+  }
+}
 
 inline double cpu_seconds(const rusage& usage) {
   const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };

@@ -40,22 +40,18 @@ class EchoServer {
     listen_fd_ = aem_load::listen_loopback(program, port, SOCK_NONBLOCK);
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) fail(program, "epoll_create1");
-    watch(listen_fd_, EPOLLIN | EPOLLET);
-    watch(stop_fd_, EPOLLIN);
+    aem_load::epoll_watch(program, epoll_fd_, listen_fd_, EPOLLIN | EPOLLET);
+    aem_load::epoll_watch(program, epoll_fd_, stop_fd_, EPOLLIN);
   }
 
   void run() {
     epoll_event events[kMaxEvents];
     for (;;) {
-      const int ready = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
-      if (ready < 0) {
-        if (errno == EINTR) continue;
-        fail(program_, "epoll_wait");
-      }
+      const int ready = aem_load::epoll_wait_events(program_, epoll_fd_, events, kMaxEvents);
       for (int i = 0; i < ready; ++i) {
         const int fd = events[i].data.fd;
         if (fd == listen_fd_) {
-          accept_all();
+          aem_load::accept_pending(program_, listen_fd_, reserve_, [this](int accepted) { add_connection(accepted); });
         } else if (fd == stop_fd_) {
           return;
         } else {
@@ -71,40 +67,14 @@ class EchoServer {
   }
 
  private:
-  void watch(int fd, uint32_t events) {
-    epoll_event event{};
-    event.events = events;
-    event.data.fd = fd;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) fail(program_, "epoll_ctl(ADD)");
-  }
-
-  // The listener is edge-triggered, so everything queued must be taken now.
-  void accept_all() {
-    for (;;) {
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd >= 0) {
-        add_connection(fd);
-        continue;
-      }
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      if (aem_load::out_of_fds(errno)) {
-        reserve_.refuse_one(listen_fd_);
-        continue;
-      }
-      fail(program_, "accept4");
-    }
-  }
-
   void add_connection(int fd) {
-    aem_load::set_nodelay(fd);
     // Descriptors are small dense integers, so a vector indexed by fd replaces any lookup.
     if (static_cast<std::size_t>(fd) >= connections_.size()) connections_.resize(static_cast<std::size_t>(fd) * 2 + 1);
     connections_[static_cast<std::size_t>(fd)].open = true;
     ++accepted_;
     // EPOLLOUT is registered once: with EPOLLET a TCP socket reports it only after a write
     // found the send buffer full, so partial writes never cost an epoll_ctl(MOD) pair.
-    watch(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+    aem_load::epoll_watch(program_, epoll_fd_, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
   }
 
   void close_connection(int fd) {

@@ -4,7 +4,8 @@
 // the same, known quantity whichever server it measures, and a bug in aem cannot flatter aem.
 //
 // Output, one JSON object per line on stdout:
-//   {"event":"warmup_done",...}   when the measured window opens
+//   {"event":"warmup_done",...}   when the measured window opens: after --warmup, and not before
+//                                 every connection has had its first echo
 //   {"event":"result",...}        messages, seconds, msgs_per_s, p50/p99/p999/max_us,
 //                                 client_cpu_s and, with --server-pid, server_cpu_s
 //   {"event":"ready",...}         --idle: all connections are open and stay idle
@@ -220,7 +221,7 @@ class PingPong {
   void run() {
     const auto start = Clock::now();
     const auto window_start = start + seconds(options_.warmup_s);
-    const auto window_end = window_start + seconds(options_.duration_s);
+    auto window_end = Clock::time_point::max();
     for (Connection& c : connections_) begin_request(c, start);
     bool measuring = false;
     auto next_stall_scan = start + kStallScanInterval;
@@ -230,8 +231,11 @@ class PingPong {
       if (ready < 0 && errno != EINTR) fail(program_, "epoll_wait");
       const auto now = Clock::now();
       for (int i = 0; i < ready; ++i) serve(connections_[events[i].data.u64], events[i].events, now);
-      if (!measuring && now >= window_start) {
+      // Not before every connection had its first reply: a server that accepts slowly would
+      // otherwise have its connection set-up counted as the latency of first requests.
+      if (!measuring && now >= window_start && answered_ == connections_.size()) {
         open_window(now);
+        window_end = now + seconds(options_.duration_s);
         measuring = true;
       }
       if (measuring && now >= window_end) return close_window(now);
@@ -247,6 +251,7 @@ class PingPong {
     int fd = -1;
     uint32_t sent = 0;      // bytes of the current request written
     uint32_t received = 0;  // bytes of its echo read back
+    bool answered = false;  // has had at least one echo
     Clock::time_point sent_at;
   };
 
@@ -300,6 +305,10 @@ class PingPong {
   }
 
   void complete(Connection& c, Clock::time_point now) {
+    if (!c.answered) {
+      c.answered = true;
+      ++answered_;
+    }
     histogram_.record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent_at).count()));
     begin_request(c, now);
   }
@@ -370,6 +379,7 @@ class PingPong {
   std::vector<char> receive_;
   std::vector<Connection> connections_;
   int epoll_fd_ = -1;
+  std::size_t answered_ = 0;  // connections that have had an echo
   LatencyHistogram histogram_;
   Clock::time_point window_opened_;
   double client_cpu_at_open_ = 0;

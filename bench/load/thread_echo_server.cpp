@@ -4,7 +4,9 @@
 // connections is 80 GiB of address space, while 64 KiB (of which an idle thread touches a few
 // pages) lets 10,000 threads fit comfortably.
 //
-// usage: aem_thread_echo_server [--port N]   (serves 127.0.0.1:N until SIGINT/SIGTERM)
+// usage: aem_thread_echo_server [--port N] [workload flags]   (serves 127.0.0.1:N until SIGINT/SIGTERM)
+// With workload flags (workload.hpp) every request costs a CPU spin and a sleep before its
+// echo: the thread-per-connection server of bench/fiber_vs_thread.
 #include <pthread.h>
 
 #include <algorithm>
@@ -13,15 +15,19 @@
 #include <thread>
 
 #include "common.hpp"
+#include "workload.hpp"
 
 namespace {
 
 using aem_load::fail;
 
 constexpr const char* kUsage =
-    "usage: aem_thread_echo_server [--port N]\n"
+    "usage: aem_thread_echo_server [--port N] [--cpu-us N] [--sleep-us N] [--spin-per-us X]\n"
+    "                              [--request-bytes N] [--calibrate]\n"
     "Thread-per-connection blocking echo server on 127.0.0.1 (bench/load/README.md);\n"
-    "each connection thread has a 64 KiB stack. Serves until SIGINT or SIGTERM.";
+    "each connection thread has a 64 KiB stack. Each request of --request-bytes costs\n"
+    "--cpu-us of spin and --sleep-us of sleep before its echo (bench/fiber_vs_thread/README.md).\n"
+    "Serves until SIGINT or SIGTERM.";
 
 constexpr std::size_t kStackBytes = 64 * 1024;
 // Lives on the connection thread's stack, so it must stay well inside kStackBytes.
@@ -30,6 +36,8 @@ constexpr std::size_t kReadBufferBytes = 4 * 1024;
 std::atomic<uint64_t> g_accepted{0};
 std::atomic<uint64_t> g_echoed_bytes{0};
 std::atomic<uint64_t> g_thread_failures{0};
+// Set once in main before the first connection thread starts, read-only afterwards.
+aem_load::Workload g_work;
 
 bool write_all(int fd, const char* data, std::size_t size) {
   while (size > 0) {
@@ -48,10 +56,16 @@ void* serve_connection(void* argument) {
   const int fd = static_cast<int>(reinterpret_cast<intptr_t>(argument));
   char buffer[kReadBufferBytes];
   uint64_t echoed = 0;
+  aem_load::RequestCounter requests(g_work.request_bytes);
   for (;;) {
     const ssize_t got = read(fd, buffer, sizeof buffer);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0 || !write_all(fd, buffer, static_cast<std::size_t>(got))) break;
+    if (got <= 0) break;
+    for (std::size_t n = requests.complete(static_cast<std::size_t>(got)); n > 0; --n) {
+      g_work.burn_cpu();
+      g_work.sleep_thread();
+    }
+    if (!write_all(fd, buffer, static_cast<std::size_t>(got))) break;
     echoed += static_cast<uint64_t>(got);
   }
   // Counted once per connection: a shared counter per message would itself be a cost the
@@ -115,6 +129,7 @@ void accept_forever(const char* program, int listen_fd) {
 int main(int argc, char** argv) {
   aem_load::Args args(argc, argv, kUsage);
   const int port = args.port();
+  g_work = aem_load::parse_workload(args);
   args.done();
   const char* program = args.program();
   aem_load::raise_fd_limit(program);

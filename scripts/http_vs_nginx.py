@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""http_vs_nginx.py — aem's HTTP server against nginx, measured by wrk on loopback.
+
+Both servers answer GET /hello with the same body and Content-Type over keep-alive
+connections: aem_http_server (examples/http_server) on one aem core, and nginx (Debian
+nginx-light) with one worker, the access log off, and a configuration generated into a
+temporary prefix directory (no system configuration is read or touched). Each server is pinned
+to core 0 and wrk to core 1, 100 connections, a few repetitions alternating which server runs
+first; the script prints requests/s and latency for both, each the median of the repetitions,
+and aem / nginx ratios.
+
+usage: scripts/http_vs_nginx.py [--aem-server PATH] [--nginx PATH] [--wrk PATH] [--connections N]
+                                [--duration S] [--repeat N] [--aem-cores N] [--aem-style S] [--quick]
+Exit status: 0 when every run succeeded, 1 when one failed, 2 when a tool or binary is missing,
+77 when this machine has fewer than two usable cores.
+"""
+import argparse
+import http.client
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load_bench import CLIENT_CORE, SERVER_CORE, BenchError, Server  # noqa: E402
+
+PATH = "/hello"
+BODY = b"Hello, World!\n"
+DEFAULT_CONNECTIONS = 100
+DEFAULT_DURATION_S = 10
+DEFAULT_REPEAT = 3
+QUICK_DURATION_S = 2
+QUICK_REPEAT = 1
+WRK_SLACK_S = 60
+CHECK_TIMEOUT_S = 5
+EXIT_SKIP = 77
+
+# One worker, no access log, keep-alive without a request cap (wrk keeps its connections for
+# the whole run; nginx's default of 1,000 requests per connection would make it reconnect), and
+# every path nginx writes to inside the prefix, so nothing outside it is touched.
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 65s;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = {path} {{
+            default_type "{content_type}";
+            return 200 "{body}";
+        }}
+    }}
+}}
+"""
+
+UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def fail_setup(message):
+    print(f"http_vs_nginx: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def find_tool(given, name, package):
+    path = given or shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    if not path or not os.access(path, os.X_OK):
+        fail_setup(f"{name} not found{f' at {given}' if given else ''}: install the Debian package {package}")
+    return path
+
+
+def fetch(port):
+    """GET PATH once: (status, body, Content-Type) — proves a server answers what is measured."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CHECK_TIMEOUT_S)
+    try:
+        connection.request("GET", PATH)
+        response = connection.getresponse()
+        return response.status, response.read(), response.getheader("Content-Type", "")
+    finally:
+        connection.close()
+
+
+def check_answer(server):
+    try:
+        status, body, content_type = fetch(server.port)
+    except (OSError, http.client.HTTPException) as error:
+        server.fail(f"GET {PATH} failed: {error}")
+    if status != 200 or body != BODY:
+        server.fail(f"GET {PATH} answered {status} {body!r}, expected 200 {BODY!r}")
+    return content_type
+
+
+def nginx_argv(nginx, prefix, content_type):
+    """make_argv for Server: writes the configuration for the port Server picked."""
+    def make(port):
+        escaped = BODY.decode().replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+            f.write(NGINX_CONF.format(prefix=prefix, port=port, path=PATH, content_type=content_type, body=escaped))
+        return [nginx, "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c",
+                os.path.join(prefix, "nginx.conf")]
+    return make
+
+
+def seconds(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise BenchError(f"unreadable wrk duration '{text}'")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def parse_wrk(output):
+    """Requests/s, latency average and percentiles (ms), and error counts from wrk --latency."""
+    result = {}
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    average = re.search(r"^\s+Latency\s+(\S+)", output, re.M)
+    if not rate or not average:
+        raise BenchError(f"unreadable wrk output:\n{output}")
+    result["requests_per_s"] = float(rate.group(1))
+    result["avg_ms"] = seconds(average.group(1)) * 1e3
+    for percent, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M):
+        result[f"p{percent}_ms"] = seconds(value) * 1e3
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    result["errors"] = (sum(int(n) for n in errors.groups()) if errors else 0) + (int(non_2xx.group(1)) if non_2xx else 0)
+    return result
+
+
+def run_wrk(wrk, server, args):
+    cmd = ["taskset", "-c", str(CLIENT_CORE), wrk, "-t1", f"-c{args.connections}", f"-d{args.duration}s",
+           "--latency", f"http://127.0.0.1:{server.port}{PATH}"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + WRK_SLACK_S)
+    except subprocess.TimeoutExpired:
+        server.fail(f"wrk still running {args.duration + WRK_SLACK_S} s after start")
+    if done.returncode != 0:
+        server.fail(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
+    if not server.alive():
+        server.fail(f"exited with status {server.proc.returncode} during the run")
+    result = parse_wrk(done.stdout)
+    if result["errors"]:
+        print(f"  {server.name}: wrk counted {result['errors']} socket errors or non-2xx answers", file=sys.stderr)
+    return result
+
+
+def measure(server, wrk, args):
+    """Checks what `server` answers, then runs wrk against it: (its Content-Type, wrk's result)."""
+    content_type = check_answer(server)
+    return content_type, run_wrk(wrk, server, args)
+
+
+def median_of(runs, key):
+    values = [r[key] for r in runs if key in r]
+    return statistics.median(values) if values else None
+
+
+def print_report(results, failures, args):
+    keys = [("requests_per_s", "req/s", "{:>12,.0f}"), ("avg_ms", "avg ms", "{:>9.3f}"), ("p50_ms", "p50 ms", "{:>9.3f}"),
+            ("p90_ms", "p90 ms", "{:>9.3f}"), ("p99_ms", "p99 ms", "{:>9.3f}")]
+    print(f"\nGET {PATH}, {args.connections} keep-alive connections, wrk -t1 on core {CLIENT_CORE}, server on core "
+          f"{SERVER_CORE}, {args.duration} s x {args.repeat} (medians)")
+    print(f"{'server':<8}" + "".join(f"{label:>12}" if key == "requests_per_s" else f"{label:>9}"
+                                     for key, label, _ in keys) + f"{'runs':>6}")
+    medians = {}
+    for name in ("aem", "nginx"):
+        runs = results[name]
+        medians[name] = {key: median_of(runs, key) for key, _, _ in keys}
+        cells = "".join(("-".rjust(12 if key == "requests_per_s" else 9) if medians[name][key] is None
+                         else spec.format(medians[name][key])) for key, _, spec in keys)
+        print(f"{name:<8}{cells}{len(runs):>6}")
+    ratios = "".join(("-".rjust(12 if key == "requests_per_s" else 9)
+                      if medians["aem"][key] is None or not medians["nginx"][key]
+                      else ("{:>12.2f}" if key == "requests_per_s" else "{:>9.2f}").format(
+                          medians["aem"][key] / medians["nginx"][key])) for key, _, _ in keys)
+    print(f"{'aem/ngx':<8}{ratios}")
+    for name, repetition, reason in failures:
+        print(f"{name:<8} repetition {repetition}: FAILED: {reason}")
+    print("ratios: above 1 in req/s and below 1 in latency favour aem. One busy machine measures noise too: "
+          "compare on a quiet one.")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--aem-server", default="build/release/examples/aem_http_server",
+                        help="aem HTTP server binary (default build/release/examples/aem_http_server)")
+    parser.add_argument("--nginx", help="nginx binary (default: from PATH or /usr/sbin)")
+    parser.add_argument("--wrk", help="wrk binary (default: from PATH)")
+    parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS)
+    parser.add_argument("--duration", type=int, help=f"seconds per wrk run (default {DEFAULT_DURATION_S})")
+    parser.add_argument("--repeat", type=int, help=f"repetitions per server (default {DEFAULT_REPEAT})")
+    parser.add_argument("--aem-cores", type=int, default=1, help="aem_http_server --cores (default 1, like nginx)")
+    parser.add_argument("--aem-style", help="aem_http_server --style (default: the server's own)")
+    parser.add_argument("--aem-root", help="aem_http_server --root (default: not passed)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S} s, one repetition: a smoke run")
+    args = parser.parse_args()
+    args.duration = args.duration or (QUICK_DURATION_S if args.quick else DEFAULT_DURATION_S)
+    args.repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
+    if args.connections < 1 or args.duration < 1 or args.repeat < 1 or args.aem_cores < 1:
+        parser.error("--connections, --duration, --repeat and --aem-cores must be positive")
+    return args
+
+
+def main():
+    args = parse_args()
+    if not {SERVER_CORE, CLIENT_CORE} <= os.sched_getaffinity(0):
+        print(f"http_vs_nginx: needs cores {SERVER_CORE} and {CLIENT_CORE}: skipped", file=sys.stderr)
+        return EXIT_SKIP
+    wrk = find_tool(args.wrk, "wrk", "wrk")
+    nginx = find_tool(args.nginx, "nginx", "nginx-light")
+    if not os.access(args.aem_server, os.X_OK):
+        fail_setup(f"no aem HTTP server at {args.aem_server}: build it (cmake --build build/release --target "
+                   f"aem_http_server) or pass --aem-server PATH")
+    aem_extra = ["--cores", str(args.aem_cores)]
+    aem_extra += ["--style", args.aem_style] if args.aem_style else []
+    aem_extra += ["--root", args.aem_root] if args.aem_root else []
+
+    results = {"aem": [], "nginx": []}
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="http_vs_nginx_") as prefix:
+        # nginx answers with the Content-Type aem's server uses, learnt from its first answer.
+        content_type = "text/plain"
+        for repetition in range(1, args.repeat + 1):
+            order = ("aem", "nginx") if repetition % 2 else ("nginx", "aem")
+            for name in order:
+                print(f"[{repetition}/{args.repeat}] {name}: wrk {args.duration} s, {args.connections} connections ...",
+                      file=sys.stderr, flush=True)
+                if name == "aem":
+                    start = lambda: Server("aem", args.aem_server, aem_extra)  # noqa: E731
+                else:
+                    start = lambda: Server("nginx", nginx, [], make_argv=nginx_argv(nginx, prefix, content_type))  # noqa: E731
+                try:
+                    with start() as server:
+                        answered_type, result = measure(server, wrk, args)
+                except BenchError as error:
+                    print(f"  FAILED: {error}", file=sys.stderr)
+                    failures.append((name, repetition, str(error).splitlines()[0]))
+                    continue
+                if name == "aem" and answered_type:
+                    content_type = answered_type
+                results[name].append(result)
+                print(f"      {result['requests_per_s']:,.0f} req/s, p99 {result.get('p99_ms', 0):.3f} ms",
+                      file=sys.stderr, flush=True)
+    print_report(results, failures, args)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
