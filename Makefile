@@ -92,5 +92,6 @@ fiber-vs-thread-smoke:
 HTTP_VS_NGINX_FLAGS ?=
 .PHONY: http-vs-nginx
 http-vs-nginx: build/release/build.ninja
+	@bash scripts/setup.sh --http-bench
 	$(if $(wildcard examples/http_server),cmake --build build/release -j $(JOBS) --target aem_http_server)
 	python3 scripts/http_vs_nginx.py --aem-server build/release/examples/aem_http_server $(HTTP_VS_NGINX_FLAGS)

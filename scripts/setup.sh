@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # setup.sh — installs the Debian packages aem needs to build, test and benchmark.
 # Idempotent: installs only what is missing. Needs root (or sudo) on Debian 12.
+#   scripts/setup.sh              what build, tests, benchmarks and plots need
+#   scripts/setup.sh --http-bench also wrk and nginx, for make http-vs-nginx
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
   libboost-context-dev liburing-dev libmimalloc-dev doctest-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  gnuplot-nox util-linux
 )
+if [ "${1:-}" = "--http-bench" ]; then
+  packages+=(wrk nginx-light)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
