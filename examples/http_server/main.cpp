@@ -7,32 +7,23 @@
 #include "connections.hpp"
 #include "options.hpp"
 #include "server.hpp"
+#include "stop_signals.hpp"
 #include "styles.hpp"
 
 #include <aem/capsule.hpp>
-#include <aem/fd_io.hpp>
 #include <aem/net/tcp.hpp>
 #include <aem/runtime.hpp>
 #include <aem/wait_group.hpp>
 
 #include <algorithm>
-#include <csignal>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <span>
 #include <string>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 namespace {
-
-// wait_for_signal suspends the calling capsule until SIGINT or SIGTERM arrives on `fd`.
-void wait_for_signal(int fd) {
-  signalfd_siginfo info{};
-  auto n = aem::read(fd, std::as_writable_bytes(std::span(&info, 1)));
-  if (n && *n == sizeof info) std::fprintf(stderr, "http_server: %s: stopping\n", ::strsignal(static_cast<int>(info.ssi_signo)));
-}
 
 // sweep_period is how often each core looks for connections past their deadline: a quarter of
 // the shortest timeout, so a timeout is late by at most a quarter of itself.
@@ -44,7 +35,7 @@ aem::Duration sweep_period(const http::ServerConfig& config) {
 
 // run_server is the root capsule: serve until a signal, then stop accepting, end the idle
 // connections and wait (at most `shutdown_timeout`) for the others to answer what they read.
-int run_server(aem::TcpListener& listener, http::Server& server, const http::Style& style, int signal_fd,
+int run_server(aem::TcpListener& listener, http::Server& server, const http::Style& style, http::StopSignals& signals,
                aem::Duration shutdown_timeout) {
   if (auto swept = http::start_sweepers(server, sweep_period(server.config)); !swept) {
     std::fprintf(stderr, "http_server: cannot start the timeout sweepers: %s\n", swept.error().message().c_str());
@@ -56,7 +47,7 @@ int run_server(aem::TcpListener& listener, http::Server& server, const http::Sty
     std::fprintf(stderr, "http_server: spawn: %s\n", acceptor.error().message().c_str());
     return 1;
   }
-  wait_for_signal(signal_fd);
+  if (const int signo = signals.wait(); signo != 0) std::fprintf(stderr, "http_server: %s: stopping\n", ::strsignal(signo));
   server.draining.store(true);
   stop.done();
   acceptor->join();
@@ -76,32 +67,16 @@ int main(int argc, char** argv) {
   if (const int status = http::parse_options(argc, argv, options); status >= 0) return status;
   const http::Style& style = *http::find_style(options.style);
   auto address = aem::SocketAddress::parse(options.host, options.port);
-  if (!address) {
-    std::fprintf(stderr, "http_server: bad value for --host: '%.*s'\n\n", static_cast<int>(options.host.size()),
-                 options.host.data());
-    http::usage(stderr);
-    return 2;
-  }
+  if (!address) return http::bad_usage("bad value for --host: '" + std::string(options.host) + "'");
   if (!options.root.empty()) {
     options.server.root_fd = ::open(std::string(options.root).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (options.server.root_fd < 0) {
-      std::fprintf(stderr, "http_server: bad value for --root: '%.*s': %s\n\n", static_cast<int>(options.root.size()),
-                   options.root.data(), std::strerror(errno));
-      http::usage(stderr);
-      return 2;
+      return http::bad_usage("bad value for --root: '" + std::string(options.root) + "': " + std::strerror(errno));
     }
   }
-
-  // Block the signals before any core thread exists (threads inherit the mask), and take them
-  // from a signalfd that a capsule reads like any other descriptor.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return 1;
-  const int signal_fd = ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (signal_fd < 0) {
-    std::perror("http_server: signalfd");
+  auto signals = http::StopSignals::block();  // before the cores start: they inherit the mask
+  if (!signals) {
+    std::fprintf(stderr, "http_server: cannot take SIGINT and SIGTERM: %s\n", signals.error().message().c_str());
     return 1;
   }
 
@@ -119,8 +94,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   std::fprintf(stderr, "http_server: style %.*s, %u cores\n", static_cast<int>(style.name.size()), style.name.data(),
                rt.cores());
-  const int status = rt.run([&] { return run_server(*listener, server, style, signal_fd, options.shutdown_timeout); });
-  ::close(signal_fd);
+  const int status = rt.run([&] { return run_server(*listener, server, style, *signals, options.shutdown_timeout); });
   if (options.server.root_fd >= 0) ::close(options.server.root_fd);
   std::fprintf(stderr, "http_server: %s backend; %llu connections accepted, %llu refused, %llu timed out\n",
                std::string(rt.backend_name()).c_str(), static_cast<unsigned long long>(server.accepted.load()),

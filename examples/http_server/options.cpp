@@ -5,7 +5,6 @@
 #include "styles.hpp"
 
 #include <charconv>
-#include <cstring>
 #include <string>
 
 namespace http {
@@ -110,6 +109,12 @@ void usage(std::FILE* out) {
                "requests in flight are answered.\n");
 }
 
+int bad_usage(const std::string& message) {
+  std::fprintf(stderr, "http_server: %s\n\n", message.c_str());
+  usage(stderr);
+  return 2;
+}
+
 int parse_options(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -118,22 +123,10 @@ int parse_options(int argc, char** argv, Options& options) {
       return 0;
     }
     const Option* option = find_option(arg);
-    if (option == nullptr) {
-      std::fprintf(stderr, "http_server: unknown option %s\n\n", argv[i]);
-      usage(stderr);
-      return 2;
-    }
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "http_server: %s needs a value\n\n", argv[i]);
-      usage(stderr);
-      return 2;
-    }
+    if (option == nullptr) return bad_usage("unknown option " + std::string(arg));
+    if (i + 1 >= argc) return bad_usage(std::string(arg) + " needs a value");
     const std::string_view value = argv[++i];
-    if (!option->apply(value, options)) {
-      std::fprintf(stderr, "http_server: bad value for %s: '%s'\n\n", argv[i - 1], argv[i]);
-      usage(stderr);
-      return 2;
-    }
+    if (!option->apply(value, options)) return bad_usage("bad value for " + std::string(arg) + ": '" + std::string(value) + "'");
   }
   return -1;
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <string_view>
 
 namespace http {
@@ -26,5 +27,9 @@ int parse_options(int argc, char** argv, Options& options);
 
 // usage prints the options and the styles.
 void usage(std::FILE* out);
+
+// bad_usage prints "http_server: <message>" and the usage on stderr, and returns 2: the exit
+// status of a bad command line.
+int bad_usage(const std::string& message);
 
 }  // namespace http
