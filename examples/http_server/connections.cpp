@@ -12,6 +12,7 @@
 namespace http {
 
 void ConnectionTable::link(ConnectionRecord& record) noexcept {
+  record.table = this;
   record.previous = nullptr;
   record.next = head_;
   if (head_ != nullptr) head_->previous = &record;
@@ -20,11 +21,13 @@ void ConnectionTable::link(ConnectionRecord& record) noexcept {
 }
 
 void ConnectionTable::unlink(ConnectionRecord& record) noexcept {
+  ConnectionTable& table = *record.table;
   if (record.previous != nullptr) record.previous->next = record.next;
-  else head_ = record.next;
+  else table.head_ = record.next;
   if (record.next != nullptr) record.next->previous = record.previous;
   record.previous = record.next = nullptr;
-  --size_;
+  record.table = nullptr;
+  --table.size_;
 }
 
 std::size_t ConnectionTable::sweep(aem::TimePoint now) noexcept {

@@ -27,8 +27,11 @@ enum class Phase : std::uint8_t {
   lingering,  // answered its last request, reading what is left before closing
 };
 
+class ConnectionTable;
+
 // ConnectionRecord is one connection's entry in its core's ConnectionTable.
 struct ConnectionRecord {
+  ConnectionTable* table = nullptr;  // where it is linked: unlinking must not depend on the thread
   aem::StreamSocket* stream = nullptr;
   Phase phase = Phase::idle;
   aem::TimePoint deadline = aem::TimePoint::max();
@@ -41,7 +44,8 @@ struct ConnectionRecord {
 class ConnectionTable {
  public:
   void link(ConnectionRecord& record) noexcept;
-  void unlink(ConnectionRecord& record) noexcept;
+  // unlink removes `record` from the table it was linked to (ConnectionRecord::table).
+  static void unlink(ConnectionRecord& record) noexcept;
   // sweep shuts down the socket of every connection whose deadline is before `now`; returns
   // how many.
   std::size_t sweep(aem::TimePoint now) noexcept;

@@ -13,7 +13,8 @@ int hex_digit(char c) noexcept {
   return -1;
 }
 
-// decode_percent decodes `text` into `out`; returns the length, or -1 for a bad escape or NUL.
+// decode_percent decodes `text` into `out`; returns the length, -1 for a bad escape or a NUL,
+// -2 when `out` is too small.
 long decode_percent(std::string_view text, std::span<char> out) noexcept {
   std::size_t length = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {

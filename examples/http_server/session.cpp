@@ -28,7 +28,7 @@ Session::Session(aem::StreamSocket& stream, Admission admission, Server& server)
   this_core_connections().link(record_);
 }
 
-Session::~Session() { this_core_connections().unlink(record_); }
+Session::~Session() { ConnectionTable::unlink(record_); }
 
 bool Session::start() {
   wait_for_input();
