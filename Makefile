@@ -49,6 +49,7 @@ fuzz-smoke: setup
 	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
 	  -DAEM_BUILD_FUZZ=ON -DAEM_BUILD_TESTS=ON -DAEM_BUILD_BENCH=OFF -DAEM_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
 	cmake --build build/fuzz -j $(JOBS) --target aem_arena_fuzz
+	cmake --build build/fuzz -j $(JOBS) --target aem_http_parser_fuzz
 	cd build/fuzz && ctest --output-on-failure -L fuzz
 
 bench: build/release/build.ninja

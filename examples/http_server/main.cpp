@@ -1,0 +1,104 @@
+// http_server — an HTTP/1.1 server on aem: keep-alive, pipelining, Content-Length and chunked
+// request bodies, static files under --root, GET /hello, POST /echo; limits and timeouts
+// against slow or hostile clients; graceful shutdown on SIGINT / SIGTERM. See README.md.
+//
+//   aem_http_server --port 8080 --root ./public --style registration
+//   curl http://127.0.0.1:8080/hello
+#include "connections.hpp"
+#include "options.hpp"
+#include "server.hpp"
+#include "stop_signals.hpp"
+#include "styles.hpp"
+
+#include <aem/capsule.hpp>
+#include <aem/net/tcp.hpp>
+#include <aem/runtime.hpp>
+#include <aem/wait_group.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+
+namespace {
+
+// sweep_period is how often each core looks for connections past their deadline: a quarter of
+// the shortest timeout, so a timeout is late by at most a quarter of itself.
+aem::Duration sweep_period(const http::ServerConfig& config) {
+  const aem::Duration shortest =
+      std::min({config.header_timeout, config.request_timeout, config.idle_timeout, config.send_timeout, config.linger});
+  return std::clamp<aem::Duration>(shortest / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+}
+
+// run_server is the root capsule: serve until a signal, then stop accepting, end the idle
+// connections and wait (at most `shutdown_timeout`) for the others to answer what they read.
+int run_server(aem::TcpListener& listener, http::Server& server, const http::Style& style, http::StopSignals& signals,
+               aem::Duration shutdown_timeout) {
+  if (auto swept = http::start_sweepers(server, sweep_period(server.config)); !swept) {
+    std::fprintf(stderr, "http_server: cannot start the timeout sweepers: %s\n", swept.error().message().c_str());
+    return 1;
+  }
+  aem::WaitGroup stop(1);
+  auto acceptor = aem::spawn([&] { style.serve(listener, server, stop); });
+  if (!acceptor) {
+    std::fprintf(stderr, "http_server: spawn: %s\n", acceptor.error().message().c_str());
+    return 1;
+  }
+  if (const int signo = signals.wait(); signo != 0) std::fprintf(stderr, "http_server: %s: stopping\n", ::strsignal(signo));
+  server.draining.store(true);
+  stop.done();
+  acceptor->join();
+  (void)listener.close();
+  http::drain_all_cores();
+  if (!server.open_connections.wait(shutdown_timeout)) {
+    std::fprintf(stderr, "http_server: %lld connections still open after the shutdown timeout: closing them\n",
+                 static_cast<long long>(server.open_connections.count()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  http::Options options;
+  if (const int status = http::parse_options(argc, argv, options); status >= 0) return status;
+  const http::Style& style = *http::find_style(options.style);
+  auto address = aem::SocketAddress::parse(options.host, options.port);
+  if (!address) return http::bad_usage("bad value for --host: '" + std::string(options.host) + "'");
+  if (!options.root.empty()) {
+    options.server.root_fd = ::open(std::string(options.root).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (options.server.root_fd < 0) {
+      return http::bad_usage("bad value for --root: '" + std::string(options.root) + "': " + std::strerror(errno));
+    }
+  }
+  auto signals = http::StopSignals::block();  // before the cores start: they inherit the mask
+  if (!signals) {
+    std::fprintf(stderr, "http_server: cannot take SIGINT and SIGTERM: %s\n", signals.error().message().c_str());
+    return 1;
+  }
+
+  auto listener = aem::TcpListener::bind(*address);
+  if (!listener) {
+    std::fprintf(stderr, "http_server: cannot listen on %s: %s\n", address->to_string().c_str(),
+                 listener.error().message().c_str());
+    return 1;
+  }
+  http::Server server(options.server);
+  aem::Config config;
+  config.cores = options.cores;
+  aem::Runtime rt(config);
+  std::printf("listening on %s\n", listener->local_address()->to_string().c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr, "http_server: style %.*s, %u cores\n", static_cast<int>(style.name.size()), style.name.data(),
+               rt.cores());
+  const int status = rt.run([&] { return run_server(*listener, server, style, *signals, options.shutdown_timeout); });
+  if (options.server.root_fd >= 0) ::close(options.server.root_fd);
+  std::fprintf(stderr, "http_server: %s backend; %llu connections accepted, %llu refused, %llu timed out\n",
+               std::string(rt.backend_name()).c_str(), static_cast<unsigned long long>(server.accepted.load()),
+               static_cast<unsigned long long>(server.refused.load()),
+               static_cast<unsigned long long>(server.timed_out.load()));
+  return status;
+}

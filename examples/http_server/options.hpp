@@ -1,0 +1,35 @@
+// options.hpp — the command line of http_server.
+#pragma once
+
+#include "server.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace http {
+
+struct Options {
+  std::string_view host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  unsigned cores = 0;  // 0: one per CPU
+  std::string_view root;  // "": no static route
+  std::string_view style = "capsule";
+  aem::Duration shutdown_timeout = std::chrono::seconds(30);
+  ServerConfig server;  // root_fd is set by main once --root is opened
+};
+
+// parse_options fills `options` from the command line. Returns -1 to go on, or the status to
+// exit with: 0 after --help (usage on stdout), 2 for a bad option (message and usage on stderr).
+int parse_options(int argc, char** argv, Options& options);
+
+// usage prints the options and the styles.
+void usage(std::FILE* out);
+
+// bad_usage prints "http_server: <message>" and the usage on stderr, and returns 2: the exit
+// status of a bad command line.
+int bad_usage(const std::string& message);
+
+}  // namespace http

@@ -1,0 +1,76 @@
+// serve_registration.cpp — the registration style: on_accept hands each connection to a core
+// (round-robin), which registers an on_data handler for it; the handler feeds each receive to
+// the connection's Session. The handler owns the connection: when the stream ends, the
+// registration ends and destroying the handler closes the socket.
+#include "http_response.hpp"
+#include "session.hpp"
+#include "styles.hpp"
+
+#include <aem/cross_core.hpp>
+#include <aem/net/events.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <utility>
+
+namespace http {
+namespace {
+
+// Connection is a stream and its session, kept alive by the on_data handler.
+struct Connection {
+  Connection(aem::TcpStream accepted, Admission admission, Server& server)
+      : stream(std::move(accepted)), session(stream, std::move(admission), server) {}
+  aem::TcpStream stream;
+  Session session;
+};
+
+// watch registers a connection's data handler on the calling core.
+void watch(aem::TcpStream accepted, Admission admission, Server& server) {
+  auto connection = std::make_shared<Connection>(std::move(accepted), std::move(admission), server);
+  if (!connection->session.start()) return;  // the server drains: not a request started yet
+  auto id = aem::on_data(
+      connection->stream,
+      [connection](aem::EventData bytes) {
+        (void)connection->session.on_received(
+            std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      },
+      {.exec = aem::Executor::keepalive});  // one activation at a time: answers stay in order
+  if (!id) std::fprintf(stderr, "http_server: on_data: %s (connection dropped)\n", id.error().message().c_str());
+}
+
+}  // namespace
+
+void serve_registrations(aem::TcpListener& listener, Server& server, aem::WaitGroup& stop) {
+  const unsigned cores = aem::this_core::count();
+  auto accepting = aem::on_accept(
+      listener,
+      [&server, cores, next = 0u](aem::TcpStream stream) mutable {
+        (void)stream.set_nodelay(true);
+        if (!server.admit()) return refuse(stream);
+        const unsigned core = next;
+        next = (next + 1) % cores;
+        if (core == aem::this_core::id()) return watch(std::move(stream), Admission(server), server);
+        auto handed = aem::post(core, [s = std::move(stream), a = Admission(server), &server]() mutable {
+          watch(std::move(s), std::move(a), server);
+        });
+        if (!handed) std::fprintf(stderr, "http_server: post: %s (connection dropped)\n", handed.error().message().c_str());
+      },
+      {.on_error = [](std::error_code error) { std::fprintf(stderr, "http_server: accept paused: %s\n", error.message().c_str()); }});
+  if (!accepting) {
+    std::fprintf(stderr, "http_server: on_accept: %s\n", accepting.error().message().c_str());
+    return;
+  }
+  stop.wait();
+  (void)aem::cancel(*accepting);
+}
+
+void refuse(aem::TcpStream& stream) {
+  char head[kMaxResponseHead];
+  ResponseHead response;
+  response.status = 503;
+  response.close = true;
+  const std::size_t length = format_head(response, http_date(), head);
+  (void)stream.write_all(std::as_bytes(std::span(head, length)), std::chrono::seconds(1));
+}
+
+}  // namespace http
