@@ -17,9 +17,12 @@ build/release/build.ninja: | setup
 	cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DAEM_BUILD_TESTS=OFF \
 	  -DAEM_BUILD_BENCH=ON -DAEM_BUILD_EXAMPLES=ON $(CMAKE_FLAGS)
 
+# The showcase (scripts/demo.py): aem against a thread per connection at 100 and 1,000
+# connections, then examples/aem_demo; about 30 s after the build. Only its programs are built.
+DEMO_TARGETS = aem_load_client aem_thread_echo_server aem_work_server aem_demo
 demo: setup build/release/build.ninja
-	cmake --build build/release -j $(JOBS) --target aem_demo
-	./build/release/examples/aem_demo
+	cmake --build build/release -j $(JOBS) --target $(DEMO_TARGETS)
+	python3 scripts/demo.py --build build/release
 
 # The suite: unit, stress and integration labels; every public header compiled alone; the
 # install + find_package(aem) consumer check. It runs twice: on the default backend, then with

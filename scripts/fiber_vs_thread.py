@@ -73,6 +73,11 @@ def check_machine(max_connections):
         print(f"fiber_vs_thread: needs cores {SERVER_CORE} and {CLIENT_CORE}; this process may use "
               f"{sorted(allowed)}: skipped", file=sys.stderr)
         sys.exit(EXIT_SKIP)
+    check_descriptors(max_connections)
+
+
+def check_descriptors(max_connections):
+    """Exits with a usage error unless server and client can each open `max_connections`."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard < max_connections + SPARE_FDS:
         fail_setup(f"{max_connections} connections need {max_connections + SPARE_FDS} descriptors per process; "
@@ -86,14 +91,19 @@ def check_binaries(table, build, client):
                        f"--target {os.path.basename(path)})")
 
 
-def calibrate(binary):
-    """Spin iterations per microsecond, measured once on the server core and given to every
+def calibrate(binary, core):
+    """Spin iterations per microsecond, measured once on the server's `core` and given to every
     server, so all of them burn the same instructions per request."""
-    done = subprocess.run(["taskset", "-c", str(SERVER_CORE), binary, "--calibrate"], capture_output=True,
+    done = subprocess.run(["taskset", "-c", str(core), binary, "--calibrate"], capture_output=True,
                           text=True, timeout=60)
     if done.returncode != 0:
         fail_setup(f"calibration failed ({done.returncode}): {done.stderr.strip()}")
     return json.loads(done.stdout)["spin_per_us"]
+
+
+def workload_flags(cpu_us, sleep_us, spin_per_us):
+    """The flags that give every server the same work per request."""
+    return ["--cpu-us", str(cpu_us), "--sleep-us", str(sleep_us), "--spin-per-us", f"{spin_per_us:.3f}"]
 
 
 def format_duration(seconds):
@@ -247,8 +257,8 @@ def main():
         fail_setup("gnuplot not found: install gnuplot-nox, or pass --no-plots")
     os.makedirs(args.out, exist_ok=True)
 
-    spin_per_us = calibrate(table["thread-per-conn"][0])
-    workload = ["--cpu-us", str(args.cpu_us), "--sleep-us", str(args.sleep_us), "--spin-per-us", f"{spin_per_us:.3f}"]
+    spin_per_us = calibrate(table["thread-per-conn"][0], SERVER_CORE)
+    workload = workload_flags(args.cpu_us, args.sleep_us, spin_per_us)
     print(f"fiber_vs_thread: {args.cpu_us} µs CPU + {args.sleep_us} µs sleep per 64-byte request "
           f"({spin_per_us:.0f} spin iterations/µs), {args.warmup:g} s warm-up + {args.duration:g} s per cell, "
           f"server on core {SERVER_CORE}, client on core {CLIENT_CORE}", file=sys.stderr)

@@ -64,6 +64,13 @@ class BenchError(Exception):
     pass
 
 
+def pin_cores(server_core, client_core):
+    """Moves where every later Server and client is pinned (SERVER_CORE, CLIENT_CORE): a
+    process allowed only one CPU (scripts/demo.py degrades to that) runs both on it."""
+    global SERVER_CORE, CLIENT_CORE
+    SERVER_CORE, CLIENT_CORE = server_core, client_core
+
+
 def server_table(build, aem_server):
     """name -> (binary, argv after the binary without the port)."""
     bench = os.path.join(build, "bench")

@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libboost-context-dev liburing-dev libmimalloc-dev doctest-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  gnuplot-nox util-linux
+  gnuplot-nox util-linux python3
 )
 if [ "${1:-}" = "--http-bench" ]; then
   packages+=(wrk nginx-light)
