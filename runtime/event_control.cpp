@@ -203,9 +203,9 @@ Result<EventInfo> EventTable::info(EventId id) const noexcept {
   info.filtered = r->filtered;
   info.lost = r->lost;
   info.blocked = r->blocked;
+  info.throttled = r->throttling;
   if (over(r)) info.state = EventState::ended;
   else if (r->disabled) info.state = EventState::disabled;
-  else if (r->throttling) info.state = EventState::throttled;
   else info.state = EventState::active;
   return info;
 }

@@ -94,7 +94,10 @@ namespace {
 Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std::size_t align, TaskBuilder build,
                               void* fn) {
   Core* core = Core::current_core();
-  if (core == nullptr || core->current() == nullptr) return make_error_code(errc::not_in_capsule);
+  // An inline handler (on the dispatcher, no capsule) may start capsules too.
+  if (core == nullptr || (core->current() == nullptr && !core->events()->in_inline_handler())) {
+    return make_error_code(errc::not_in_capsule);
+  }
   if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
   const bool local = options.core == kThisCore || options.core == core->index();
   const bool in_frame = size <= kFrameBytes && align <= alignof(std::max_align_t);

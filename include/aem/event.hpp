@@ -30,10 +30,9 @@ enum class SourceType : std::uint8_t { timer, accept, data, close, state, user }
 
 // EventState is where a registration stands.
 enum class EventState : std::uint8_t {
-  active,     // activations start as they come
-  disabled,   // activations are queued (up to the queue bound) until enable()
-  throttled,  // its queue reached the bound: the source is paused (it can wait) until it drains
-  ended,      // the source will not activate again; queued activations are still delivered
+  active,    // activations start as they come
+  disabled,  // activations are queued (up to the queue bound) until enable()
+  ended,     // the source will not activate again; queued activations are still delivered
 };
 
 // EventInfo is a snapshot of one registration.
@@ -46,6 +45,9 @@ struct EventInfo {
   std::uint32_t queue_bound = 0;
   std::uint32_t running = 0;  // handlers started and not finished
   std::uint32_t sharing = 1;  // registrations the source fans out to (this one included)
+  // throttled: its queue reached the bound, so its source is paused (a source that can wait:
+  // sockets) until the queue has drained to half of it.
+  bool throttled = false;
   std::uint64_t activated = 0;  // activations that reached the registration
   std::uint64_t delivered = 0;  // of which handed to its handler
   std::uint64_t queued = 0;     // of which waiting now
