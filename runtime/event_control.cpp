@@ -27,32 +27,25 @@ Core* event_core(bool& in_capsule) noexcept {
 }
 
 // on_owner runs `op(table)` on the core that owns `id`: here, or on its core while the calling
-// capsule waits. The table's errors are all aem::errc, so the value crosses alone.
+// capsule waits. The table's errors are all aem::errc, so the value crosses alone. Result<void>
+// throughout: a success must not cost a std::error_code (trigger is a hot path).
 template <typename Op>
-std::error_code on_owner(EventId id, Op&& op) {
+Result<void> on_owner(EventId id, Op&& op) {
   bool in_capsule = false;
   Core* core = event_core(in_capsule);
-  if (core == nullptr) return make_error_code(errc::not_in_capsule);
+  if (core == nullptr) return errc::not_in_capsule;
   RuntimeImpl& runtime = core->runtime();
-  if (!id.valid() || id.tag() != runtime.tag() || id.core() >= runtime.core_count()) {
-    return make_error_code(errc::foreign_event_id);
-  }
+  if (!id.valid() || id.tag() != runtime.tag() || id.core() >= runtime.core_count()) return errc::foreign_event_id;
   if (id.core() == core->index()) return op(*core->events());
   if (!in_capsule) {
     (void)core->events()->note_inline_block();  // submit would suspend the dispatcher
-    return make_error_code(errc::inline_handler_blocked);
+    return errc::inline_handler_blocked;
   }
-  auto verdict = submit(id.core(), [&op] { return op(*Core::current_core()->events()).value(); });
+  auto verdict = submit(id.core(), [&op] { return op(*Core::current_core()->events()).error().value(); });
   if (!verdict) return verdict.error();
-  return *verdict != 0 ? std::error_code(*verdict, error_category()) : std::error_code();
-}
-
-Result<void> as_result(std::error_code error) {
-  if (error) return error;
+  if (*verdict != 0) return std::error_code(*verdict, error_category());
   return {};
 }
-
-std::error_code code_of(const Result<void>& r) noexcept { return r ? std::error_code() : r.error(); }
 
 SourceType source_type(SourceKind kind) noexcept {
   switch (kind) {
@@ -249,43 +242,43 @@ Result<EventId> user_arm(const RegistrationSlot& slot, const HandlerOps* ops) no
 }
 
 Result<void> ctl_simple(EventId id, CtlOp op, Priority priority) {
-  return as_result(on_owner(id, [id, op, priority](EventTable& table) {
+  return on_owner(id, [id, op, priority](EventTable& table) -> Result<void> {
     switch (op) {
-      case CtlOp::enable: return code_of(table.enable(id));
-      case CtlOp::disable: return code_of(table.disable(id));
-      case CtlOp::set_priority: return code_of(table.set_priority(id, priority));
-      case CtlOp::cancel: return code_of(table.cancel(id));
+      case CtlOp::enable: return table.enable(id);
+      case CtlOp::disable: return table.disable(id);
+      case CtlOp::set_priority: return table.set_priority(id, priority);
+      case CtlOp::cancel: return table.cancel(id);
     }
-    return make_error_code(errc::invalid_argument);
-  }));
+    return errc::invalid_argument;
+  });
 }
 
 Result<void> ctl_set_filter(EventId id, EventFilter& filter) {
-  return as_result(on_owner(id, [&](EventTable& table) { return code_of(table.set_filter(id, filter)); }));
+  return on_owner(id, [&](EventTable& table) { return table.set_filter(id, filter); });
 }
 
 Result<void> ctl_set_timeout(EventId id, Duration timeout, std::function<void()>& handler) {
-  return as_result(on_owner(id, [&](EventTable& table) { return code_of(table.set_timeout(id, timeout, handler)); }));
+  return on_owner(id, [&](EventTable& table) { return table.set_timeout(id, timeout, handler); });
 }
 
 Result<void> ctl_replace_handler(EventId id, const Replacement& replacement) {
-  return as_result(on_owner(id, [&](EventTable& table) { return code_of(table.replace_handler(id, replacement)); }));
+  return on_owner(id, [&](EventTable& table) { return table.replace_handler(id, replacement); });
 }
 
 Result<EventInfo> ctl_info(EventId id) {
   EventInfo out;
-  const std::error_code error = on_owner(id, [&](EventTable& table) {
+  Result<void> done = on_owner(id, [&](EventTable& table) -> Result<void> {
     Result<EventInfo> info = table.info(id);
     if (!info) return info.error();
     out = *info;
-    return std::error_code();
+    return {};
   });
-  if (error) return error;
+  if (!done) return done.error();
   return out;
 }
 
 Result<void> trigger_event(EventId id, EventData& data, std::uint8_t priority) {
-  return as_result(on_owner(id, [&](EventTable& table) { return code_of(table.trigger(id, data, priority)); }));
+  return on_owner(id, [&](EventTable& table) { return table.trigger(id, data, priority); });
 }
 
 }  // namespace detail

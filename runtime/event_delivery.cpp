@@ -30,8 +30,7 @@ struct EventTable::Activation final : TaskState {
   bool keepalive;
 
   Activation(EventTable* t, Registration* r, Payload* p, Priority at) noexcept
-      : table(t), registration(r), keepalive(p == nullptr) {
-    if (p != nullptr) payload = std::move(*p);
+      : table(t), registration(r), payload(p != nullptr ? std::move(*p) : Payload()), keepalive(p == nullptr) {
     run = &run_impl;
     dispose = &dispose_impl;
     home = TaskHome::capsule_frame;

@@ -43,7 +43,9 @@ class AEM_EXPORT SharedEventData {
     }
     return *this;
   }
-  ~SharedEventData() { reset(); }
+  ~SharedEventData() {
+    if (record_ != nullptr) reset();  // inline: most payloads never share
+  }
 
   // share wraps `data` in a shared record taken from the calling core's arena (or the heap on
   // a thread that is not a core). Errors: errc::out_of_memory. An empty `data` gives an empty

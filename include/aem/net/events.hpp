@@ -1,6 +1,7 @@
 // net/events.hpp — AEM-style socket registrations (the seed's sockasync_accept / read / close /
 // sock): a handler runs in a capsule each time the socket has an event, so a connection that
-// is idle costs a registration (a 240-byte slot plus its handler) and no stack.
+// is idle costs a registration (a 272-byte slot plus its handler, and a 136-byte source record
+// shared by the registrations of the socket) and no stack.
 //
 // Lifetime: a registration does not own its socket. The socket must stay open while the
 // registration lives: on_data and on_close registrations end by themselves when the stream
