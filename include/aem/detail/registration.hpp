@@ -126,7 +126,7 @@ AEM_EXPORT Result<EventId> source_arm(const RegistrationSlot& slot, const Handle
 // `arm(slot, ops)`, which starts the source and returns its id (or an error, after which the
 // handler has been destroyed and the slot freed).
 template <typename Invoke, typename F, typename Arm>
-Result<EventId> register_handler(F&& handler, RegistrationOptions options, Arm&& arm) {
+Result<EventId> register_handler(F&& handler, RegistrationOptions& options, Arm&& arm) {
   using H = std::decay_t<F>;
   RegistrationSlot slot;
   if (Result<void> reserved = registration_reserve(sizeof(H), alignof(H), options, slot); !reserved) {
