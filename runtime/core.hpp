@@ -78,6 +78,18 @@ class Core {
     if (task->home == TaskHome::capsule_frame) task->capsule = capsule;
     make_ready(capsule);
   }
+  // reprioritize gives `capsule` (of this core) priority `priority`; a ready one moves to that
+  // level of the ready queue at once (behind the capsules already there). Used by the event
+  // table to boost a keepalive capsule by the activations queued for it (seed 3.2.2).
+  void reprioritize(CapsuleControl* capsule, Priority priority) noexcept {
+    if (capsule->priority == priority) return;
+    if (capsule->state == CapsuleState::ready && ready_.remove(capsule)) {
+      capsule->priority = priority;
+      ready_.push(capsule);
+      return;
+    }
+    capsule->priority = priority;
+  }
   // make_ready queues a suspended capsule of this core.
   void make_ready(CapsuleControl* capsule) noexcept {
     capsule->state = CapsuleState::ready;
@@ -91,11 +103,12 @@ class Core {
   }
   // yield requeues the running capsule behind the ready capsules of its level. With nobody
   // else ready it stays, unless the loop has work that could make someone ready (mail, I/O
-  // completions, a due timer): a capsule spinning on yield() must not starve the loop.
+  // completions, a due timer, deferred activations): a capsule spinning on yield() must not
+  // starve the loop.
   void yield() noexcept {
     CapsuleControl* self = current_;
     if (ready_.empty()) {
-      if (mailbox_.empty() && !backend_->has_work() && !timers_due()) return;
+      if (mailbox_.empty() && !backend_->has_work() && !timers_due() && !events_->has_deferred()) return;
       make_ready(self);
       leave(self, false);
       return;

@@ -30,6 +30,9 @@ class AemCategory final : public std::error_category {
       case errc::foreign_pointer: return "pointer does not belong to this allocator";
       case errc::unsupported: return "not supported by this kernel or build";
       case errc::end_of_stream: return "the peer closed the stream before the expected bytes arrived";
+      case errc::inline_handler_blocked:
+        return "an inline handler may not suspend (I/O wait, sleep, yield, join, lock, submit): it runs on the "
+               "core's dispatcher; use Executor::keepalive or fresh_capsule for handlers that block";
     }
     return "unknown aem error " + std::to_string(value);
   }

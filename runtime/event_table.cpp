@@ -1,11 +1,11 @@
+// event_table.cpp — the slots of a core's event table: reserving, timers and triggered events,
+// lookup by EventId, cancel, and retiring a slot once nothing can touch it any more.
 #include "runtime/event_table.hpp"
 
 #include "runtime/core.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
 
-#include <cstdio>
-#include <exception>
 #include <new>
 #include <unistd.h>
 
@@ -16,6 +16,8 @@ constexpr std::uint32_t kChunkShift = 12;
 constexpr std::uint32_t kChunkSize = 1u << kChunkShift;
 constexpr std::uint32_t kGenerationMask = 0xffffffu;
 
+}  // namespace
+
 const char* source_name(SourceKind kind) noexcept {
   switch (kind) {
     case SourceKind::timer: return "timer";
@@ -23,70 +25,14 @@ const char* source_name(SourceKind kind) noexcept {
     case SourceKind::data: return "data";
     case SourceKind::hangup: return "close";
     case SourceKind::state: return "state";
+    case SourceKind::user: return "event";
   }
   return "event";
 }
 
-// release_payload gives up what an activation's payload owns beyond its EventData: a socket
-// accepted for a handler that never took it (it threw, or the activation was dropped).
 void release_payload(const Registration* r, Payload& p) noexcept {
   if (r->kind == SourceKind::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
 }
-
-}  // namespace
-
-// Activation is the task that runs a registration's handler: one activation (fresh_capsule),
-// or every queued one in turn (keepalive). It lives in the frame of its capsule and is
-// released from birth (nobody joins it).
-struct EventTable::Activation final : TaskState {
-  EventTable* table;
-  Registration* registration;
-  Payload payload;
-  bool keepalive;
-
-  Activation(EventTable* t, Registration* r, Payload* p) noexcept
-      : table(t), registration(r), keepalive(p == nullptr) {
-    if (p != nullptr) payload = std::move(*p);
-    run = &run_impl;
-    dispose = &dispose_impl;
-    home = TaskHome::capsule_frame;
-    priority = r->priority;
-    flags.store(kReleased, std::memory_order_relaxed);
-  }
-  static void run_impl(TaskState* state) noexcept {
-    auto* self = static_cast<Activation*>(state);
-    Registration* r = self->registration;
-    if (self->keepalive) {
-      // One at a time, in order, until nothing is queued: then the capsule goes back to the
-      // pool. No suspension between the last empty() and the flag, so no activation is missed.
-      while (!r->cancelled && !r->queue.empty()) {
-        Payload payload = r->queue.pop();
-        self->invoke(r, payload);
-      }
-      r->worker_active = false;
-    } else if (!r->cancelled) {
-      // Cancelled after this activation was queued but before it started: cancel() promises
-      // that no activation starts once it has returned.
-      self->invoke(r, self->payload);
-    }
-    self->table->activation_done(r);
-  }
-  void invoke(Registration* r, Payload& p) noexcept {
-    try {
-      r->ops->invoke(r->handler, p);
-    } catch (const ForcedUnwind&) {
-      // shutdown: the handler's capsule unwound; nothing to report
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "aem: %s handler (event %llu) threw: %s\n", source_name(r->kind),
-                   static_cast<unsigned long long>(table->id_of(r).value()), e.what());
-    } catch (...) {
-      std::fprintf(stderr, "aem: %s handler (event %llu) threw a non-std exception\n", source_name(r->kind),
-                   static_cast<unsigned long long>(table->id_of(r).value()));
-    }
-    release_payload(r, p);  // a socket the handler did not take (it threw first) must not leak
-  }
-  static void dispose_impl(TaskState* state) noexcept { static_cast<Activation*>(state)->~Activation(); }
-};
 
 EventTable::EventTable(Core& core, std::uint8_t runtime_tag) noexcept : core_(core), tag_(runtime_tag) {}
 
@@ -94,10 +40,9 @@ EventTable::~EventTable() {
   for (Registration* chunk : chunks_) {
     for (std::uint32_t i = 0; i < kChunkSize; ++i) {
       Registration& r = chunk[i];
-      if (r.in_use) discard_queue(&r);
-      if (r.in_use && r.handler != nullptr && r.ops != nullptr) {
-        r.ops->destroy(r.handler);
-        if (r.heap_handler) task_free(r.handler);
+      if (r.in_use) {
+        discard_queue(&r);
+        destroy_handlers(&r);
       }
       r.~Registration();
     }
@@ -110,10 +55,30 @@ EventId EventTable::id_of(const Registration* r) const noexcept {
   return EventId(tag_, core_.index(), r->generation, r->index);
 }
 
-Registration* EventTable::slot(std::uint32_t index) noexcept {
+Registration* EventTable::slot(std::uint32_t index) const noexcept {
   const std::uint32_t chunk = index >> kChunkShift;
   if (chunk >= chunks_.size()) return nullptr;
   return &chunks_[chunk][index & (kChunkSize - 1)];
+}
+
+// over tells whether a registration's source will not activate it again: a one-shot timer that
+// fired, a socket source that ended.
+bool EventTable::over(const Registration* r) const noexcept {
+  switch (r->kind) {
+    case SourceKind::timer: return r->period == Duration::zero() && !r->timer.node.armed();
+    case SourceKind::user: return false;
+    default: return r->source == nullptr || r->source->ended;
+  }
+}
+
+Result<Registration*> EventTable::lookup(EventId id) const noexcept {
+  Registration* r = slot(id.slot());
+  if (r == nullptr || !r->in_use || r->cancelled || r->generation != id.generation() || r->ops == nullptr) {
+    return make_error_code(errc::stale_event_id);
+  }
+  // Over, and every activation delivered: nothing is left to control.
+  if (over(r) && r->queue.empty()) return make_error_code(errc::stale_event_id);
+  return r;
 }
 
 bool EventTable::grow() noexcept {
@@ -133,8 +98,6 @@ bool EventTable::grow() noexcept {
     auto* r = new (&chunk[i]) Registration();
     r->index = base + i;
     r->timer.owner = r;
-    r->op.owner = r;
-    r->op.completion.complete = &on_source_complete;
     if (base + i == 0) continue;
     r->next_free = free_;
     free_ = r;
@@ -142,9 +105,25 @@ bool EventTable::grow() noexcept {
   return true;
 }
 
-Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, Priority priority) noexcept {
+RegistrationExtras* EventTable::extras(Registration* r) noexcept {
+  if (r->extras == nullptr) {
+    r->extras = new (std::nothrow) RegistrationExtras();
+    if (r->extras != nullptr) {
+      r->extras->timeout_timer.owner = r;
+      r->extras->timeout_timer.fire = &on_timeout;
+    }
+  }
+  return r->extras;
+}
+
+Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, RegistrationOptions& options) noexcept {
   if (free_ == nullptr && !grow()) return make_error_code(errc::resource_limit);
   Registration* r = free_;
+  if (options.on_lost || options.on_error) {
+    if (extras(r) == nullptr) return make_error_code(errc::out_of_memory);
+    r->extras->on_lost = std::move(options.on_lost);
+    r->extras->on_error = std::move(options.on_error);
+  }
   if (size <= Registration::kInlineBytes && align <= alignof(std::max_align_t)) {
     r->handler = r->inline_storage;
     r->heap_handler = false;
@@ -152,6 +131,7 @@ Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, P
     try {
       r->handler = task_allocate(size, align);
     } catch (const std::bad_alloc&) {
+      delete std::exchange(r->extras, nullptr);
       return make_error_code(errc::out_of_memory);
     }
     r->heap_handler = true;
@@ -159,14 +139,16 @@ Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, P
   free_ = r->next_free;
   r->next_free = nullptr;
   r->in_use = true;
-  r->cancelled = r->ended = r->worker_active = r->backing_off = false;
-  r->running = 0;
-  r->lost = 0;
-  r->priority = priority;
+  r->cancelled = r->worker_active = r->disabled = r->throttling = r->detached = false;
+  r->running = r->handler_users = r->lost_pending = r->blocked = 0;
+  r->activated = r->delivered = r->filtered = r->lost = 0;
+  r->priority = options.priority;
+  r->exec = options.exec;
+  r->queue_bound = options.queue_bound;
   r->ops = nullptr;
   r->kind = SourceKind::timer;
-  r->exec = Executor::fresh_capsule;
-  r->fd = -1;
+  r->source = nullptr;
+  r->worker = nullptr;
   r->period = Duration::zero();
   ++in_use_;
   return r;
@@ -185,6 +167,12 @@ EventId EventTable::arm_timer(Registration* r, const HandlerOps* ops, TimePoint 
   return id_of(r);
 }
 
+EventId EventTable::arm_user(Registration* r, const HandlerOps* ops) noexcept {
+  r->ops = ops;
+  r->kind = SourceKind::user;
+  return id_of(r);
+}
+
 void EventTable::on_timer(CoreTimer* timer) noexcept {
   auto* r = static_cast<Registration*>(timer->owner);
   EventTable& table = *Core::current_core()->events();  // timers fire on their own core
@@ -197,92 +185,12 @@ void EventTable::on_timer(CoreTimer* timer) noexcept {
   table.maybe_retire(r);
 }
 
-void EventTable::activate(Registration* r, Payload& payload) noexcept {
-  if (r->exec == Executor::fresh_capsule) {
-    if (r->queue.empty() && start_activation(r, &payload)) return;
-  }
-  // Queued: for the keepalive capsule, or until the pool has a capsule again. Not lost,
-  // unless even the queue cannot grow (then it is counted).
-  if (!r->queue.push(payload)) {
-    ++r->lost;
-    release_payload(r, payload);
-    std::fprintf(stderr, "aem: out of memory queueing an activation of event %llu; it is lost\n",
-                 static_cast<unsigned long long>(id_of(r).value()));
-    return;
-  }
-  if (r->exec == Executor::keepalive && r->worker_active) return;
-  if (r->exec == Executor::keepalive && start_activation(r, nullptr)) return;
-  add_pending(r);
-}
-
-void EventTable::add_pending(Registration* r) noexcept {
-  if (r->on_pending_list) return;
-  r->on_pending_list = true;
-  r->next_pending = nullptr;
-  if (pending_tail_ != nullptr) pending_tail_->next_pending = r;
-  else pending_head_ = r;
-  pending_tail_ = r;
-}
-
-// start_activation runs one activation with `payload` in a fresh capsule, or (payload nullptr)
-// starts the keepalive capsule that works through the queue.
-bool EventTable::start_activation(Registration* r, Payload* payload) noexcept {
-  static_assert(sizeof(Activation) <= kFrameBytes && alignof(Activation) <= alignof(std::max_align_t));
-  auto capsule = core_.acquire_capsule();
-  if (!capsule) return false;
-  auto* activation = new ((*capsule)->frame) Activation(this, r, payload);
-  activation->runner = &core_;
-  ++r->running;
-  if (payload == nullptr) r->worker_active = true;
-  core_.count_task();
-  core_.launch(*capsule, activation);
-  return true;
-}
-
-void EventTable::run_deferred() noexcept {
-  if (pending_head_ != nullptr) retry_pending();
-  if (rearm_head_ != nullptr) rearm_starved();
-}
-
-void EventTable::retry_pending() noexcept {
-  while (pending_head_ != nullptr) {
-    Registration* r = pending_head_;
-    if (!r->cancelled) {
-      if (r->exec == Executor::keepalive) {
-        if (!r->worker_active && !r->queue.empty() && !start_activation(r, nullptr)) return;
-      } else {
-        // start_activation moves the payload out only when it found a capsule; else the
-        // oldest stays in front and the next turn tries again.
-        while (!r->queue.empty()) {
-          if (!start_activation(r, &r->queue.front())) return;
-          (void)r->queue.pop();
-        }
-      }
-    }
-    pending_head_ = r->next_pending;
-    if (pending_head_ == nullptr) pending_tail_ = nullptr;
-    r->on_pending_list = false;
-    maybe_retire(r);
-  }
-}
-
-void EventTable::activation_done(Registration* r) noexcept {
-  --r->running;
-  // A keepalive capsule that stopped because of a cancel leaves its queue behind.
-  if (r->cancelled) discard_queue(r);
-  maybe_retire(r);
-}
-
 // maybe_retire frees the slot once nothing can touch it any more: no activation runs or waits,
-// and the source is over (a fired one-shot timer, a cancelled registration, an ended socket
-// source with no operation or back-off outstanding).
+// its source's dispatch is not walking it, and it is over or cancelled.
 void EventTable::maybe_retire(Registration* r) noexcept {
   if (!r->in_use || r->running != 0 || r->on_pending_list || !r->queue.empty()) return;
-  if (r->kind == SourceKind::timer) {
-    if (r->cancelled || !r->timer.node.armed()) retire(r);
-    return;
-  }
-  if ((r->cancelled || r->ended) && !r->op_in_flight && !r->timer.node.armed() && !r->on_rearm_list) retire(r);
+  if (r->source != nullptr && r->source->dispatching) return;  // sweep() looks again
+  if (r->cancelled || over(r)) retire(r);
 }
 
 void EventTable::discard_queue(Registration* r) noexcept {
@@ -292,12 +200,35 @@ void EventTable::discard_queue(Registration* r) noexcept {
   }
 }
 
-void EventTable::retire(Registration* r) noexcept {
-  if (r->ops != nullptr) r->ops->destroy(r->handler);
-  if (r->heap_handler) task_free(r->handler);
+// destroy_handlers destroys the current handler and any replaced one still waiting.
+void EventTable::destroy_handlers(Registration* r) noexcept {
+  if (r->ops != nullptr && r->handler != nullptr) r->ops->destroy(r->handler);
+  if (r->heap_handler && r->handler != nullptr) task_free(r->handler);
   r->handler = nullptr;
   r->heap_handler = false;
   r->ops = nullptr;
+  if (RegistrationExtras* x = std::exchange(r->extras, nullptr)) {
+    if (x->timeout_timer.node.armed()) core_.wheel().cancel(x->timeout_timer.node);
+    for (RetiredHandler* old = x->retired; old != nullptr;) {
+      RetiredHandler* next = old->next;
+      old->ops->destroy(old->handler);
+      if (old->heap) task_free(old->handler);
+      delete old;
+      old = next;
+    }
+    delete x;
+  }
+}
+
+void EventTable::retire(Registration* r) noexcept {
+  if (r->source != nullptr) {
+    Source* source = r->source;
+    detach(r);
+    sweep(source);
+    return;  // sweep() retires it, unlinked
+  }
+  if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
+  destroy_handlers(r);
   r->in_use = false;
   r->cancelled = false;
   r->generation = (r->generation + 1) & kGenerationMask;
@@ -307,24 +238,19 @@ void EventTable::retire(Registration* r) noexcept {
   --in_use_;
 }
 
-Result<void> EventTable::cancel(EventId id) noexcept {
-  Registration* r = slot(id.slot());
-  if (r == nullptr || !r->in_use || r->cancelled || r->generation != id.generation() || r->ops == nullptr) {
-    return make_error_code(errc::stale_event_id);
-  }
-  if (r->kind == SourceKind::timer) {
-    // A one-shot timer that fired and whose handler still runs is over too.
-    if (r->period == Duration::zero() && !r->timer.node.armed() && r->queue.empty()) {
-      return make_error_code(errc::stale_event_id);
-    }
-  } else if (r->ended && r->queue.empty()) {
-    return make_error_code(errc::stale_event_id);
-  }
+void EventTable::cancel_registration(Registration* r) noexcept {
   r->cancelled = true;
   discard_queue(r);
   if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
-  if (r->kind != SourceKind::timer) stop_source(r);
+  if (r->extras != nullptr && r->extras->timeout_timer.node.armed()) core_.wheel().cancel(r->extras->timeout_timer.node);
+  if (r->source != nullptr) detach(r);
   maybe_retire(r);
+}
+
+Result<void> EventTable::cancel(EventId id) noexcept {
+  Result<Registration*> r = lookup(id);
+  if (!r) return r.error();
+  cancel_registration(*r);
   return {};
 }
 
@@ -332,9 +258,18 @@ void EventTable::cancel_all() noexcept {
   for (Registration* chunk : chunks_) {
     for (std::uint32_t i = 0; i < kChunkSize; ++i) {
       Registration& r = chunk[i];
-      if (r.in_use && !r.cancelled && r.ops != nullptr) (void)cancel(id_of(&r));
+      if (r.in_use && !r.cancelled && r.ops != nullptr) cancel_registration(&r);
     }
   }
+}
+
+this_core::EventStats EventTable::event_stats() const noexcept {
+  this_core::EventStats stats;
+  stats.inline_blocked = inline_blocked_;
+  stats.throttles = throttles_;
+  stats.lost = lost_;
+  stats.registrations = in_use_;
+  return stats;
 }
 
 }  // namespace aem::detail

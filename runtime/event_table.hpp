@@ -1,7 +1,13 @@
 // event_table.hpp — a core's registrations: slots addressed by EventId (generation-tagged),
-// each holding a handler, its source's state and the activations that have not started yet.
-// Sources: timers (timers.cpp) and sockets (io_sources.cpp); each activation runs its handler
-// in a fresh capsule or in the registration's keepalive capsule (aem::Executor).
+// each holding a handler, its control state and the activations that have not started yet,
+// and the sources that activate them: timers (in the slot), triggered events (in the slot) and
+// socket sources (a Source each, shared by the registrations of one fd and kind: fan-out).
+// Activations run their handler in a fresh capsule, the registration's keepalive capsule, or
+// inline on the dispatcher (aem::Executor).
+//
+// Files: event_table.cpp (slots, timers, cancel, retire), event_delivery.cpp (activation,
+// queue bound, throttling, executors, boost), event_control.cpp (aem::ctl, trigger),
+// io_sources.cpp (socket sources).
 #pragma once
 
 #include "io/backend.hpp"
@@ -9,7 +15,9 @@
 #include "runtime/capsule_control.hpp"
 #include "runtime/payload_queue.hpp"
 
+#include <aem/detail/invoke.hpp>
 #include <aem/detail/registration.hpp>
+#include <aem/event.hpp>
 #include <aem/event_id.hpp>
 #include <aem/executor.hpp>
 #include <aem/result.hpp>
@@ -17,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -24,50 +33,107 @@ namespace aem::detail {
 
 class Core;
 struct Registration;
+struct Source;
 
-// SourceOp is the completion record of a registration's in-flight operation.
+// SourceOp is the completion record of a source's in-flight operation.
 struct SourceOp {
   Completion completion;
-  Registration* owner = nullptr;
+  Source* owner = nullptr;
+};
+
+// RetiredHandler is a replaced handler that an activation still runs; destroyed when the last
+// of them returns.
+struct RetiredHandler {
+  const HandlerOps* ops = nullptr;
+  void* handler = nullptr;
+  bool heap = false;
+  std::uint32_t users = 0;
+  RetiredHandler* next = nullptr;
+};
+
+// RegistrationExtras hold what few registrations use, so an idle connection does not pay for
+// it: callbacks, the filter, the timeout and replaced handlers still running.
+struct RegistrationExtras {
+  std::function<void(Lost)> on_lost;
+  std::function<void(std::error_code)> on_error;
+  EventFilter filter;
+  std::function<void()> on_timeout;
+  CoreTimer timeout_timer;  // owner: the Registration
+  Duration timeout{};
+  TimePoint last_activity{};
+  RetiredHandler* retired = nullptr;
 };
 
 // Registration is one slot. Its address is stable (slots live in fixed chunks), which the
-// armed timer node and the in-flight operation need.
+// armed timer node needs.
 struct Registration {
-  CoreTimer timer;  // timers: the expiry; accept: the end of an fd-exhaustion back-off
-  SourceOp op;
+  CoreTimer timer;  // timers: the expiry
   const HandlerOps* ops = nullptr;
-  void* handler = nullptr;  // `inline_storage`, or heap memory for large handlers
-  Duration period{};        // timers: zero for one-shot; accept: the current back-off
+  void* handler = nullptr;  // `inline_storage`, or heap memory
+  Duration period{};        // timers: zero for one-shot
   PayloadQueue queue;       // activations not started yet
-  std::uint64_t lost = 0;   // activations dropped because the queue could not grow
+  Source* source = nullptr;  // socket registrations: the source, until detached
+  Registration* next_in_source = nullptr;
+  RegistrationExtras* extras = nullptr;
+  CapsuleControl* worker = nullptr;  // keepalive: its capsule while worker_active
+  Registration* next_free = nullptr;
+  Registration* next_pending = nullptr;
+  std::uint64_t activated = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t filtered = 0;
+  std::uint64_t lost = 0;
   std::uint32_t generation = 1;
   std::uint32_t index = 0;
-  std::uint32_t running = 0;  // activations whose capsule has not finished
-  int fd = -1;
-  std::uint32_t events = 0;
+  std::uint32_t running = 0;        // activations whose capsule (or inline call) has not finished
+  std::uint32_t handler_users = 0;  // of which inside the current handler
+  std::uint32_t queue_bound = kDefaultQueueBound;
+  std::uint32_t lost_pending = 0;  // dropped, not yet reported
+  std::uint32_t blocked = 0;       // inline: suspensions refused
   Priority priority = Priority::normal;
+  Priority pending_top = Priority::idle;  // highest priority queued (valid while the queue is not empty)
   SourceKind kind = SourceKind::timer;
   Executor exec = Executor::fresh_capsule;
   bool in_use = false;
   bool cancelled = false;
-  bool ended = false;          // the source will not activate again (I/O sources)
   bool heap_handler = false;
   bool on_pending_list = false;
-  bool op_in_flight = false;
   bool worker_active = false;  // keepalive: its capsule is running
-  bool backing_off = false;    // accept: waiting for fds to free up
-  bool on_rearm_list = false;  // data: waiting for receive buffers
-  Registration* next_free = nullptr;
-  Registration* next_pending = nullptr;
-  Registration* next_rearm = nullptr;
+  bool disabled = false;
+  bool throttling = false;  // its queue reached the bound: it holds its source paused
+  bool detached = false;    // left its source; unlinked at the end of the source's dispatch
   static constexpr std::size_t kInlineBytes = 48;
   alignas(std::max_align_t) unsigned char inline_storage[kInlineBytes];
 };
 
+// Source is one socket event source of a core: one operation (multishot accept, receive, or
+// poll) whose completions fan out to every registration attached to it.
+struct Source {
+  SourceOp op;
+  CoreTimer backoff;  // accept: the end of an fd-exhaustion back-off
+  Duration period{};  // accept: the current back-off
+  Registration* first = nullptr;  // attached registrations, linked by next_in_source
+  Source* next_on_fd = nullptr;
+  Source* next_rearm = nullptr;
+  Source* next_free = nullptr;
+  int fd = -1;
+  std::uint32_t events = 0;
+  std::uint32_t attached = 0;   // registrations attached (detached ones not counted)
+  std::uint32_t throttled = 0;  // of which at their queue bound
+  SourceKind kind = SourceKind::accept;
+  bool in_use = false;
+  bool op_in_flight = false;
+  bool backing_off = false;    // accept: waiting for fds to free up
+  bool on_rearm_list = false;  // data: waiting for receive buffers
+  bool ended = false;          // will not activate again
+  bool indexed = false;        // findable by fd for sharing
+  bool pausing = false;        // a cancel for throttling is on its way
+  bool dispatching = false;    // its completion is being handled: detached ones stay linked
+  bool needs_sweep = false;
+};
+
 // SocketCounters are a core's socket-source events worth telling apart.
 struct SocketCounters {
-  std::uint64_t accept_backoffs = 0;    // EMFILE/ENFILE/ENOMEM pauses of an accept
+  std::uint64_t accept_backoffs = 0;      // EMFILE/ENFILE/ENOMEM pauses of an accept
   std::uint64_t receive_starvations = 0;  // receives paused for want of buffers
 };
 
@@ -80,50 +146,101 @@ class EventTable {
   EventTable(const EventTable&) = delete;
   EventTable& operator=(const EventTable&) = delete;
 
-  // reserve takes a free slot with room for a handler of `size`/`align`.
-  Result<Registration*> reserve(std::size_t size, std::size_t align, Priority priority) noexcept;
+  // reserve takes a free slot with room for a handler of `size`/`align`, configured by
+  // `options` (whose callbacks it takes). Errors: errc::resource_limit, errc::out_of_memory.
+  Result<Registration*> reserve(std::size_t size, std::size_t align, RegistrationOptions& options) noexcept;
   // unreserve gives back a slot whose handler was never constructed.
   void unreserve(Registration* registration) noexcept;
   // arm_timer starts a reserved timer registration and returns its id.
   EventId arm_timer(Registration* registration, const HandlerOps* ops, TimePoint first, Duration period) noexcept;
-  // arm_source starts a reserved socket registration (io_sources.cpp). On error the handler
-  // is destroyed and the slot freed.
+  // arm_user makes a reserved registration a triggered event and returns its id.
+  EventId arm_user(Registration* registration, const HandlerOps* ops) noexcept;
+  // arm_source starts a reserved socket registration, attaching it to the source of its fd and
+  // kind if there is one (io_sources.cpp). On error the handler is destroyed and the slot freed.
   Result<EventId> arm_source(Registration* registration, const HandlerOps* ops, const SourceSpec& spec) noexcept;
-  // cancel stops the registration named by `id` (which must be of this core).
+
+  // The control operations (event_control.cpp), on an id of this core. Errors: as aem::ctl.
   Result<void> cancel(EventId id) noexcept;
+  Result<void> enable(EventId id) noexcept;
+  Result<void> disable(EventId id) noexcept;
+  Result<void> set_priority(EventId id, Priority priority) noexcept;
+  Result<void> set_filter(EventId id, EventFilter& filter) noexcept;
+  Result<void> set_timeout(EventId id, Duration timeout, std::function<void()>& handler) noexcept;
+  Result<void> replace_handler(EventId id, const Replacement& replacement) noexcept;
+  Result<EventInfo> info(EventId id) const noexcept;
+  Result<void> trigger(EventId id, EventData& data, std::uint8_t priority) noexcept;
+
   // cancel_all stops every registration (shutdown).
   void cancel_all() noexcept;
-  // has_deferred / run_deferred: activations that found the capsule pool empty, and receives
-  // waiting for buffers. The loop runs them every turn while there are any.
+  // has_deferred / run_deferred: activations that wait for a capsule or for the dispatcher
+  // (inline handlers), and receives waiting for buffers. The loop runs them every turn while
+  // there are any. run_deferred runs on the dispatcher (not in a capsule).
   bool has_deferred() const noexcept { return pending_head_ != nullptr || rearm_head_ != nullptr; }
   void run_deferred() noexcept;
+  // note_inline_block tells whether the dispatcher runs an inline handler now, counting one
+  // refused suspension if so. Called by the blocking calls when they find no capsule.
+  bool note_inline_block() noexcept;
+  bool in_inline_handler() const noexcept { return inline_current_ != nullptr; }
   std::size_t size() const noexcept { return in_use_; }
   const SocketCounters& socket_counters() const noexcept { return counters_; }
+  this_core::EventStats event_stats() const noexcept;
   const BufferRing* buffer_ring() const noexcept { return buffer_ring_.get(); }
 
  private:
   struct Activation;
+  // Slots (event_table.cpp).
   static void on_timer(CoreTimer* timer) noexcept;
-  static void on_backoff_end(CoreTimer* timer) noexcept;
-  static void on_source_complete(Completion* completion, int result, std::uint32_t flags) noexcept;
   EventId id_of(const Registration* registration) const noexcept;
-  Registration* slot(std::uint32_t index) noexcept;
+  Registration* slot(std::uint32_t index) const noexcept;
+  Result<Registration*> lookup(EventId id) const noexcept;
+  bool over(const Registration* registration) const noexcept;
   bool grow() noexcept;
-  void activate(Registration* registration, Payload& payload) noexcept;
-  bool start_activation(Registration* registration, Payload* payload) noexcept;
-  void add_pending(Registration* registration) noexcept;
-  void retry_pending() noexcept;
-  void activation_done(Registration* registration) noexcept;
+  void cancel_registration(Registration* registration) noexcept;
   void maybe_retire(Registration* registration) noexcept;
   void retire(Registration* registration) noexcept;
   void discard_queue(Registration* registration) noexcept;
+  void destroy_handlers(Registration* registration) noexcept;
+  RegistrationExtras* extras(Registration* registration) noexcept;
+  // Delivery (event_delivery.cpp).
+  void activate(Registration* registration, Payload& payload) noexcept;
+  void post_notice(Registration* registration, Payload& payload) noexcept;
+  bool admit(Registration* registration, Payload& payload) noexcept;
+  bool enqueue(Registration* registration, Payload& payload) noexcept;
+  Payload take_next(Registration* registration) noexcept;
+  void kick(Registration* registration) noexcept;
+  bool start_activation(Registration* registration, Payload* payload) noexcept;
+  void run_inline(Registration* registration, Payload& payload) noexcept;
+  void deliver(Registration* registration, Payload& payload) noexcept;
+  void invoke_handler(Registration* registration, Payload& payload) noexcept;
+  void add_pending(Registration* registration) noexcept;
+  void retry_pending() noexcept;
+  void activation_done(Registration* registration) noexcept;
+  void throttle(Registration* registration) noexcept;
+  void unthrottle(Registration* registration) noexcept;
+  void boost_worker(Registration* registration) noexcept;
+  Priority priority_of(const Registration* registration, const Payload& payload) const noexcept;
+  static void on_timeout(CoreTimer* timer) noexcept;
   // Socket sources (io_sources.cpp).
-  void submit_source(Registration* registration) noexcept;
-  void source_completed(Registration* registration, int result, std::uint32_t flags) noexcept;
-  void accept_completed(Registration* registration, int result, bool more) noexcept;
-  void data_completed(Registration* registration, int result, std::uint32_t flags) noexcept;
-  void poll_completed(Registration* registration, int result, bool more) noexcept;
-  void stop_source(Registration* registration) noexcept;
+  static void on_backoff_end(CoreTimer* timer) noexcept;
+  static void on_source_complete(Completion* completion, int result, std::uint32_t flags) noexcept;
+  Source* find_source(int fd, SourceKind kind, std::uint32_t events) noexcept;
+  Source* new_source(const SourceSpec& spec) noexcept;
+  void index_source(Source* source) noexcept;
+  void unindex_source(Source* source) noexcept;
+  void maybe_free_source(Source* source) noexcept;
+  void detach(Registration* registration) noexcept;
+  void sweep(Source* source) noexcept;
+  void fan_out(Source* source, Payload& payload) noexcept;
+  void end_source(Source* source) noexcept;
+  void pause_source(Source* source) noexcept;
+  void resume_source(Source* source) noexcept;
+  void rearm_if_wanted(Source* source, bool more) noexcept;
+  void submit_source(Source* source) noexcept;
+  void stop_source(Source* source) noexcept;
+  void source_completed(Source* source, int result, std::uint32_t flags) noexcept;
+  void accept_completed(Source* source, int result, bool more) noexcept;
+  void data_completed(Source* source, int result, std::uint32_t flags) noexcept;
+  void poll_completed(Source* source, int result, bool more) noexcept;
   void rearm_starved() noexcept;
   Result<void> ensure_buffer_ring() noexcept;
 
@@ -133,11 +250,25 @@ class EventTable {
   Registration* free_ = nullptr;
   Registration* pending_head_ = nullptr;
   Registration* pending_tail_ = nullptr;
-  Registration* rearm_head_ = nullptr;
+  Registration* inline_current_ = nullptr;  // the inline handler the dispatcher runs
   std::size_t in_use_ = 0;
+  std::vector<std::unique_ptr<Source[]>> source_chunks_;
+  Source* free_sources_ = nullptr;
+  Source* rearm_head_ = nullptr;
+  std::vector<Source*> by_fd_;  // sources findable for sharing, by fd
   std::unique_ptr<BufferRing> buffer_ring_;
   bool buffer_ring_registered_ = false;
   SocketCounters counters_;
+  std::uint64_t inline_blocked_ = 0;
+  std::uint64_t throttles_ = 0;
+  std::uint64_t lost_ = 0;
 };
+
+// release_payload gives up what an activation's payload owns beyond its data: a socket
+// accepted for a handler that never took it (it threw, or the activation was dropped).
+void release_payload(const Registration* registration, Payload& payload) noexcept;
+
+// source_name names a kind of source for messages.
+const char* source_name(SourceKind kind) noexcept;
 
 }  // namespace aem::detail

@@ -19,6 +19,7 @@ namespace aem::detail {
 inline std::error_code io_error(int result, Deadline deadline, bool cancel_requested = false) noexcept {
   switch (result) {
     case kNotInCapsule: return make_error_code(errc::not_in_capsule);
+    case kInlineBlocked: return make_error_code(errc::inline_handler_blocked);
     case kShuttingDown: return make_error_code(errc::shutting_down);
     case -ECANCELED:
       if (cancel_requested) return make_error_code(errc::cancelled);

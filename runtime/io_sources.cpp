@@ -1,6 +1,9 @@
 // io_sources.cpp — the socket event sources of the event table: multishot accept (with a
 // back-off when the process runs out of fds), multishot receive into the core's provided-buffer
-// ring (paused and re-armed when buffers run out), and polls for hang-up and readiness.
+// ring (paused and re-armed when buffers run out), and polls for hang-up and readiness. The
+// registrations of one fd's data, hang-up or state share one source and each get every event
+// (fan-out); a source whose registration's queue is at its bound is paused (its multishot is
+// cancelled, the events wait in the kernel) until the queue drains.
 #include "runtime/core.hpp"
 #include "runtime/event_table.hpp"
 #include "runtime/runtime_impl.hpp"
@@ -9,6 +12,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <new>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +24,7 @@ namespace {
 constexpr Duration kFirstBackoff = std::chrono::milliseconds(1);
 constexpr Duration kMaxBackoff = std::chrono::milliseconds(128);
 constexpr std::uint16_t kBufferGroup = 0;
+constexpr std::size_t kSourceChunk = 256;
 
 // Receives up to this size are copied into a right-sized block and the ring buffer is reused
 // at once; larger ones hand the ring buffer itself to the handler.
@@ -58,32 +64,167 @@ Result<void> EventTable::ensure_buffer_ring() noexcept {
   return {};
 }
 
+// ---- sources: records, the fd index, attaching and detaching ---------------------------
+
+Source* EventTable::new_source(const SourceSpec& spec) noexcept {
+  if (free_sources_ == nullptr) {
+    auto* chunk = new (std::nothrow) Source[kSourceChunk];
+    if (chunk == nullptr) return nullptr;
+    try {
+      source_chunks_.emplace_back(chunk);
+    } catch (...) {
+      delete[] chunk;
+      return nullptr;
+    }
+    for (std::size_t i = kSourceChunk; i-- > 0;) {
+      Source& s = chunk[i];
+      s.op.owner = &s;
+      s.op.completion.complete = &on_source_complete;
+      s.backoff.owner = &s;
+      s.backoff.fire = &on_backoff_end;
+      s.next_free = free_sources_;
+      free_sources_ = &s;
+    }
+  }
+  Source* s = free_sources_;
+  free_sources_ = s->next_free;
+  s->next_free = nullptr;
+  s->in_use = true;
+  s->fd = spec.fd;
+  s->kind = spec.kind;
+  s->events = spec.events;
+  s->first = nullptr;
+  s->attached = s->throttled = 0;
+  s->period = Duration::zero();
+  s->op_in_flight = s->backing_off = s->on_rearm_list = s->ended = s->indexed = false;
+  s->pausing = s->dispatching = s->needs_sweep = false;
+  return s;
+}
+
+Source* EventTable::find_source(int fd, SourceKind kind, std::uint32_t events) noexcept {
+  if (static_cast<std::size_t>(fd) >= by_fd_.size()) return nullptr;
+  for (Source* s = by_fd_[static_cast<std::size_t>(fd)]; s != nullptr; s = s->next_on_fd) {
+    if (s->kind == kind && s->events == events) return s;
+  }
+  return nullptr;
+}
+
+void EventTable::index_source(Source* s) noexcept {
+  const auto fd = static_cast<std::size_t>(s->fd);
+  if (fd >= by_fd_.size()) {
+    try {
+      by_fd_.resize(std::max<std::size_t>(fd + 1, by_fd_.size() * 2), nullptr);
+    } catch (...) {
+      return;  // not findable: a later registration of this fd gets a source of its own
+    }
+  }
+  s->next_on_fd = by_fd_[fd];
+  by_fd_[fd] = s;
+  s->indexed = true;
+}
+
+// unindex_source makes an ended or stopped source unfindable at once: the fd may be closed and
+// reused by a new socket, whose registrations must get a source of their own.
+void EventTable::unindex_source(Source* s) noexcept {
+  if (!s->indexed) return;
+  s->indexed = false;
+  Source** link = &by_fd_[static_cast<std::size_t>(s->fd)];
+  while (*link != s) link = &(*link)->next_on_fd;
+  *link = s->next_on_fd;
+}
+
+void EventTable::maybe_free_source(Source* s) noexcept {
+  if (!s->in_use || s->first != nullptr || s->op_in_flight || s->backoff.node.armed() || s->on_rearm_list ||
+      s->dispatching) {
+    return;
+  }
+  unindex_source(s);
+  s->in_use = false;
+  s->next_free = free_sources_;
+  free_sources_ = s;
+}
+
+// detach takes a registration off its source (it is cancelled, or retires): the source stops
+// when nobody is left. During the source's dispatch it stays linked (marked) and sweep()
+// unlinks it afterwards, so the dispatch loop never walks a freed link.
+void EventTable::detach(Registration* r) noexcept {
+  Source* s = r->source;
+  if (r->detached) return;
+  r->detached = true;
+  if (r->throttling) {
+    r->throttling = false;
+    --s->throttled;
+  }
+  if (--s->attached == 0) stop_source(s);
+  else if (s->throttled == 0) resume_source(s);  // it may have been the one holding the source
+  s->needs_sweep = true;
+  if (!s->dispatching) sweep(s);
+}
+
+void EventTable::sweep(Source* s) noexcept {
+  if (s->dispatching || !s->needs_sweep) return;
+  s->needs_sweep = false;
+  Registration** link = &s->first;
+  Registration* gone = nullptr;  // unlinked first, retired after: retiring may sweep again
+  while (*link != nullptr) {
+    Registration* r = *link;
+    if (r->detached) {
+      *link = r->next_in_source;
+      r->source = nullptr;
+      r->detached = false;
+      r->next_in_source = gone;
+      gone = r;
+    } else {
+      link = &r->next_in_source;
+    }
+  }
+  while (gone != nullptr) {
+    Registration* r = gone;
+    gone = r->next_in_source;
+    r->next_in_source = nullptr;
+    maybe_retire(r);
+  }
+  maybe_free_source(s);
+}
+
 Result<EventId> EventTable::arm_source(Registration* r, const HandlerOps* ops, const SourceSpec& spec) noexcept {
   r->ops = ops;  // from here on retire() destroys the handler
   r->kind = spec.kind;
-  r->exec = spec.exec;
-  r->fd = spec.fd;
-  r->events = spec.events;
-  r->timer.fire = &on_backoff_end;
   auto refuse = [&](std::error_code error) -> Result<EventId> {
     retire(r);
     return error;
   };
-  if (spec.fd < 0 || spec.kind == SourceKind::timer ||
-      (spec.exec != Executor::fresh_capsule && spec.exec != Executor::keepalive)) {
+  if (spec.fd < 0 || spec.kind == SourceKind::timer || spec.kind == SourceKind::user) {
     return refuse(make_error_code(errc::invalid_argument));
   }
   if (spec.kind == SourceKind::data) {
     if (Result<void> ring = ensure_buffer_ring(); !ring) return refuse(ring.error());
   }
-  submit_source(r);
+  // An accepted connection can have one owner only: accept registrations never share.
+  Source* s = spec.kind != SourceKind::accept ? find_source(spec.fd, spec.kind, spec.events) : nullptr;
+  const bool fresh = s == nullptr;
+  if (fresh) {
+    s = new_source(spec);
+    if (s == nullptr) return refuse(make_error_code(errc::out_of_memory));
+  }
+  r->source = s;
+  r->detached = false;
+  r->next_in_source = s->first;
+  s->first = r;
+  ++s->attached;
+  if (fresh) {
+    if (spec.kind != SourceKind::accept) index_source(s);
+    submit_source(s);
+  }
   return id_of(r);
 }
 
-void EventTable::submit_source(Registration* r) noexcept {
+// ---- operations ----------------------------------------------------------------------------
+
+void EventTable::submit_source(Source* s) noexcept {
   IoRequest request;
-  request.fd = r->fd;
-  switch (r->kind) {
+  request.fd = s->fd;
+  switch (s->kind) {
     case SourceKind::accept:
       request.opcode = IoOpcode::accept_multishot;
       request.flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
@@ -98,119 +239,203 @@ void EventTable::submit_source(Registration* r) noexcept {
       break;
     case SourceKind::state:
       request.opcode = IoOpcode::poll_multishot;
-      request.flags = r->events;
+      request.flags = s->events;
       break;
     case SourceKind::timer:
+    case SourceKind::user:
       return;
   }
-  r->op_in_flight = true;
-  core_.backend().submit(request, &r->op.completion, nullptr);
+  s->op_in_flight = true;
+  s->pausing = false;
+  core_.backend().submit(request, &s->op.completion, nullptr);
 }
 
-void EventTable::stop_source(Registration* r) noexcept {
-  if (r->op_in_flight) core_.backend().cancel(&r->op.completion);
-  r->backing_off = false;
-  // A registration waiting for buffers leaves that list lazily (rearm_starved skips it).
+void EventTable::stop_source(Source* s) noexcept {
+  if (s->op_in_flight) core_.backend().cancel(&s->op.completion);
+  if (s->backoff.node.armed()) core_.wheel().cancel(s->backoff.node);
+  s->backing_off = false;
+  unindex_source(s);
+  // A source waiting for buffers leaves that list lazily (rearm_starved skips it).
+}
+
+// pause_source stops a source one of whose registrations is at its queue bound: the multishot
+// is cancelled (completions already on their way are still delivered), the events wait in the
+// kernel, and resume_source starts it again when the queue has drained.
+void EventTable::pause_source(Source* s) noexcept {
+  if (s->op_in_flight && !s->pausing) {
+    s->pausing = true;
+    core_.backend().cancel(&s->op.completion);
+  }
+}
+
+void EventTable::resume_source(Source* s) noexcept { rearm_if_wanted(s, false); }
+
+// rearm_if_wanted starts the source's operation again when it is over (the kernel may end a
+// multishot at any time) and the source is wanted, not throttled, not waiting for buffers or fds.
+void EventTable::rearm_if_wanted(Source* s, bool more) noexcept {
+  if (more || s->op_in_flight || s->ended || s->attached == 0 || s->throttled != 0 || s->backing_off ||
+      s->on_rearm_list) {
+    return;
+  }
+  submit_source(s);
+}
+
+void EventTable::end_source(Source* s) noexcept {
+  s->ended = true;
+  unindex_source(s);
 }
 
 void EventTable::on_source_complete(Completion* completion, int result, std::uint32_t flags) noexcept {
   auto* op = reinterpret_cast<SourceOp*>(completion);  // completion is SourceOp's first member
-  Registration* r = op->owner;
+  Source* s = op->owner;
   EventTable& table = *Core::current_core()->events();  // completions arrive on their own core
-  if ((flags & kCompletionMore) == 0) r->op_in_flight = false;
-  table.source_completed(r, result, flags);
-  table.maybe_retire(r);
-}
-
-void EventTable::source_completed(Registration* r, int result, std::uint32_t flags) noexcept {
-  const bool more = (flags & kCompletionMore) != 0;
-  switch (r->kind) {
-    case SourceKind::accept: accept_completed(r, result, more); break;
-    case SourceKind::data: data_completed(r, result, flags); break;
-    case SourceKind::hangup:
-    case SourceKind::state: poll_completed(r, result, more); break;
-    case SourceKind::timer: break;
+  if ((flags & kCompletionMore) == 0) s->op_in_flight = false;
+  s->dispatching = true;
+  table.source_completed(s, result, flags);
+  s->dispatching = false;
+  table.sweep(s);
+  if (s->ended) {
+    // Registrations whose activations are all delivered are over now.
+    for (Registration* r = s->first; r != nullptr;) {
+      Registration* next = r->next_in_source;
+      table.maybe_retire(r);  // may unlink r (and free s once the last goes)
+      r = next;
+    }
   }
+  table.maybe_free_source(s);
 }
 
-void EventTable::accept_completed(Registration* r, int result, bool more) noexcept {
-  if (result >= 0) {
-    if (r->cancelled) {
-      ::close(result);
-    } else {
-      r->period = Duration::zero();  // accepting works again: the next back-off starts small
-      Payload payload;
-      payload.value = result;
-      activate(r, payload);
-    }
-  } else if (r->cancelled || r->ended) {
-    return;  // the cancellation's own completion
-  } else if (fd_exhausted(-result)) {
-    // Out of fds: accepting again now would fail again at once. Pause (nginx-style), tell the
-    // handler, and resume after a back-off that grows while the shortage lasts.
-    if (!r->backing_off) {
-      r->backing_off = true;
-      ++counters_.accept_backoffs;
-      r->period = std::min(kMaxBackoff, r->period == Duration::zero() ? kFirstBackoff : r->period * 2);
-      Payload payload;
-      payload.error = -result;
-      activate(r, payload);
-    }
-    if (more) core_.backend().cancel(&r->op.completion);
-  } else if (!transient_accept_error(-result)) {
-    r->ended = true;  // the listener is unusable (EBADF, EINVAL, ENOTSOCK, ...)
-    Payload payload;
-    payload.error = -result;
-    activate(r, payload);
-    if (more) core_.backend().cancel(&r->op.completion);
+// fan_out hands one activation to every registration of the source. With one registration (the
+// common case) the payload moves; with several, the bytes are shared by reference count.
+void EventTable::fan_out(Source* s, Payload& payload) noexcept {
+  Registration* first = s->first;
+  if (first != nullptr && first->next_in_source == nullptr) {
+    if (!first->detached) activate(first, payload);
+    else release_payload(first, payload);
     return;
   }
-  if (more || r->op_in_flight || r->cancelled || r->ended) return;
-  if (r->backing_off) {
-    if (!r->timer.node.armed()) core_.wheel().arm(r->timer.node, Clock::now() + r->period);
-  } else {
-    submit_source(r);  // the kernel ended the multishot (it may): start it again
+  if (payload.data) {
+    try {
+      Result<SharedEventData> shared = SharedEventData::share(std::move(payload.data));
+      if (shared) payload.shared = std::move(*shared);
+    } catch (...) {
+    }
+    if (!payload.shared) {
+      for (Registration* r = first; r != nullptr; r = r->next_in_source) {
+        if (r->detached) continue;
+        ++r->activated;
+        ++r->lost;
+        ++lost_;
+      }
+      std::fprintf(stderr, "aem: out of memory sharing received bytes of fd %d; they are lost\n", s->fd);
+      return;
+    }
   }
+  for (Registration* r = first; r != nullptr; r = r->next_in_source) {
+    if (r->detached) continue;
+    Payload copy;
+    copy.shared = payload.shared;
+    copy.value = payload.value;
+    copy.error = payload.error;
+    copy.kind = payload.kind;
+    activate(r, copy);
+  }
+}
+
+void EventTable::source_completed(Source* s, int result, std::uint32_t flags) noexcept {
+  const bool more = (flags & kCompletionMore) != 0;
+  switch (s->kind) {
+    case SourceKind::accept: accept_completed(s, result, more); break;
+    case SourceKind::data: data_completed(s, result, flags); break;
+    case SourceKind::hangup:
+    case SourceKind::state: poll_completed(s, result, more); break;
+    case SourceKind::timer:
+    case SourceKind::user: break;
+  }
+}
+
+void EventTable::accept_completed(Source* s, int result, bool more) noexcept {
+  if (result >= 0) {
+    if (s->attached == 0) {
+      ::close(result);
+    } else {
+      s->period = Duration::zero();  // accepting works again: the next back-off starts small
+      Payload payload;
+      payload.value = result;
+      fan_out(s, payload);
+    }
+  } else if (s->attached == 0 || s->ended || result == -ECANCELED) {
+    // stopped, or the end of a pause: nothing to report
+  } else if (fd_exhausted(-result)) {
+    // Out of fds: accepting again now would fail again at once. Pause (nginx-style), tell the
+    // registration, and resume after a back-off that grows while the shortage lasts.
+    if (!s->backing_off) {
+      s->backing_off = true;
+      ++counters_.accept_backoffs;
+      s->period = std::min(kMaxBackoff, s->period == Duration::zero() ? kFirstBackoff : s->period * 2);
+      Payload payload;
+      payload.kind = PayloadKind::error;
+      payload.error = -result;
+      fan_out(s, payload);
+    }
+    if (more) core_.backend().cancel(&s->op.completion);
+  } else if (!transient_accept_error(-result)) {
+    end_source(s);  // the listener is unusable (EBADF, EINVAL, ENOTSOCK, ...)
+    Payload payload;
+    payload.kind = PayloadKind::error;
+    payload.error = -result;
+    fan_out(s, payload);
+    if (more) core_.backend().cancel(&s->op.completion);
+    return;
+  }
+  if (more || s->op_in_flight) return;
+  if (s->backing_off && s->attached != 0) {
+    if (!s->backoff.node.armed()) core_.wheel().arm(s->backoff.node, Clock::now() + s->period);
+    return;
+  }
+  rearm_if_wanted(s, more);  // the kernel ended the multishot (it may), or a pause is over
 }
 
 void EventTable::on_backoff_end(CoreTimer* timer) noexcept {
-  auto* r = static_cast<Registration*>(timer->owner);
+  auto* s = static_cast<Source*>(timer->owner);
   EventTable& table = *Core::current_core()->events();
-  r->backing_off = false;
-  if (!r->cancelled && !r->ended && !r->op_in_flight) table.submit_source(r);
-  table.maybe_retire(r);
+  s->backing_off = false;
+  table.rearm_if_wanted(s, false);
+  table.maybe_free_source(s);
 }
 
-void EventTable::data_completed(Registration* r, int result, std::uint32_t flags) noexcept {
+void EventTable::data_completed(Source* s, int result, std::uint32_t flags) noexcept {
   const bool more = (flags & kCompletionMore) != 0;
   if (result > 0 && (flags & kCompletionBuffer) != 0) {
     const auto id = static_cast<std::uint16_t>(flags >> kCompletionBufferShift);
     const auto used = static_cast<std::size_t>(result);
-    if (r->cancelled) {
+    if (s->attached == 0) {
       buffer_ring_->recycle(id);
     } else {
       Payload payload;
       payload.data = used <= copy_limit(buffer_ring_->buffer_size()) ? buffer_ring_->take_copy(id, used)
                                                                       : buffer_ring_->hand_over(id, used);
-      activate(r, payload);
+      fan_out(s, payload);
     }
-  } else if (result == -ENOBUFS && !r->cancelled) {
+  } else if (result == -ENOBUFS && s->attached != 0) {
     // The ring ran dry: the bytes wait in the socket. Re-arm once buffers are back.
     ++counters_.receive_starvations;
-    if (!r->on_rearm_list) {
-      r->on_rearm_list = true;
-      r->next_rearm = rearm_head_;
-      rearm_head_ = r;
+    if (!s->on_rearm_list) {
+      s->on_rearm_list = true;
+      s->next_rearm = rearm_head_;
+      rearm_head_ = s;
     }
     return;
+  } else if (result == -ECANCELED) {
+    // A pause for a full queue, or the source stopped: the bytes wait in the socket.
   } else if (result <= 0) {
     // End of stream (0), or an error that ends the connection (ECONNRESET, ...): the source is
     // over; on_close tells the application why.
-    if (!r->cancelled) r->ended = true;
-    if (more) core_.backend().cancel(&r->op.completion);
+    end_source(s);
+    if (more) core_.backend().cancel(&s->op.completion);
     return;
   }
-  if (!more && !r->op_in_flight && !r->cancelled && !r->ended) submit_source(r);
+  rearm_if_wanted(s, more);
 }
 
 void EventTable::rearm_starved() noexcept {
@@ -218,34 +443,37 @@ void EventTable::rearm_starved() noexcept {
   // refilled; re-arm only when the ring has something, else the receive fails again at once.
   if (buffer_ring_ && buffer_ring_->missing() > 0) buffer_ring_->refill();
   if (buffer_ring_ && buffer_ring_->missing() == buffer_ring_->entries()) return;
-  Registration* r = rearm_head_;
+  Source* s = rearm_head_;
   rearm_head_ = nullptr;
-  while (r != nullptr) {
-    Registration* next = r->next_rearm;
-    r->on_rearm_list = false;
-    if (!r->cancelled && !r->ended && !r->op_in_flight) submit_source(r);
-    maybe_retire(r);
-    r = next;
+  while (s != nullptr) {
+    Source* next = s->next_rearm;
+    s->on_rearm_list = false;
+    rearm_if_wanted(s, false);
+    maybe_free_source(s);
+    s = next;
   }
 }
 
-void EventTable::poll_completed(Registration* r, int result, bool more) noexcept {
-  if (r->cancelled || r->ended) return;
+void EventTable::poll_completed(Source* s, int result, bool more) noexcept {
+  if (s->attached == 0 || s->ended || result == -ECANCELED) {
+    rearm_if_wanted(s, more);
+    return;
+  }
   Payload payload;
   if (result < 0) {
     payload.error = -result;
-    r->ended = true;
+    end_source(s);
   } else {
     payload.value = result;
-    if ((result & POLLERR) != 0) payload.error = socket_error(r->fd);
+    if ((result & POLLERR) != 0) payload.error = socket_error(s->fd);
     // A hang-up registration fires once; a state registration ends with the socket.
-    if (r->kind == SourceKind::hangup || (result & (POLLHUP | POLLERR)) != 0) r->ended = true;
+    if (s->kind == SourceKind::hangup || (result & (POLLHUP | POLLERR)) != 0) end_source(s);
   }
-  activate(r, payload);
-  if (r->ended) {
-    if (more) core_.backend().cancel(&r->op.completion);
-  } else if (!more && !r->op_in_flight) {
-    submit_source(r);  // the kernel may end a multishot poll (e.g. CQ overflow): start it again
+  fan_out(s, payload);
+  if (s->ended) {
+    if (more) core_.backend().cancel(&s->op.completion);
+  } else {
+    rearm_if_wanted(s, more);  // the kernel may end a multishot poll (e.g. CQ overflow): start it again
   }
 }
 

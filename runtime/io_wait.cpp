@@ -55,7 +55,8 @@ void await_cancellable(Core* core, IoWait& wait) noexcept {
 
 int perform(const IoRequest& request, Deadline deadline, IoCancelSlot* cancel) noexcept {
   Core* core = Core::current_core();
-  if (core == nullptr || core->current() == nullptr) return kNotInCapsule;
+  if (core == nullptr) return kNotInCapsule;
+  if (core->current() == nullptr) return core->events()->note_inline_block() ? kInlineBlocked : kNotInCapsule;
   if (core->runtime().stopping()) {
     if (cancel != nullptr) take_owed_wake(core, cancel);
     return kShuttingDown;

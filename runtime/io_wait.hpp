@@ -16,11 +16,13 @@ namespace aem::detail {
 // kernel reports is not mistaken for them.
 inline constexpr int kNotInCapsule = -0x10001;
 inline constexpr int kShuttingDown = -0x10002;
+inline constexpr int kInlineBlocked = -0x10003;  // from an inline handler, on the dispatcher
 
 // perform issues `request` on the calling capsule's core and suspends the capsule until it
 // completes. Returns the result (-errno on failure; -ECANCELED when `deadline` passed first,
 // the runtime cancelled it at shutdown, or `cancel` was requested), kNotInCapsule outside a
-// capsule, kShuttingDown while the runtime stops. `cancel`, if given, is already linked where
+// capsule (kInlineBlocked in an inline handler), kShuttingDown while the runtime stops.
+// `cancel`, if given, is already linked where
 // cancellers find it (SharedFd::enter), with its capsule set. Call from a capsule.
 int perform(const IoRequest& request, Deadline deadline, IoCancelSlot* cancel = nullptr) noexcept;
 

@@ -71,6 +71,35 @@ class ReadyQueue {
     return other;
   }
 
+  // remove takes `node` out of its level (found by node->priority), wherever it is in the FIFO;
+  // false if it is not there. O(nodes ahead of it in that level): for rare re-prioritisation,
+  // not for the scheduling path.
+  bool remove(Node* node) noexcept {
+    const unsigned level = static_cast<unsigned>(node->priority);
+    Fifo& fifo = levels_[level];
+    if (fifo.tail == nullptr) return false;
+    Node* prev = nullptr;
+    for (Node* at = fifo.head;; at = at->ready_next) {
+      if (at == node) {
+        if (prev == nullptr) {
+          if (node == fifo.tail) {
+            fifo.tail = nullptr;
+            bitmap_ &= ~(1u << level);
+          } else {
+            fifo.head = node->ready_next;
+          }
+        } else if (node == fifo.tail) {
+          fifo.tail = prev;
+        } else {
+          prev->ready_next = node->ready_next;
+        }
+        return true;
+      }
+      if (at == fifo.tail) return false;
+      prev = at;
+    }
+  }
+
   bool empty() const noexcept { return bitmap_ == 0; }
   // highest_level returns the highest non-empty level; precondition: !empty().
   unsigned highest_level() const noexcept { return highest(bitmap_); }

@@ -17,6 +17,17 @@ CapsuleControl* running_capsule() noexcept {
   return core != nullptr ? core->current() : nullptr;
 }
 
+// suspension_refused is the error of a call that would suspend but finds no capsule: on a
+// core's dispatcher inside an inline handler it is counted there (the handler broke its
+// promise not to block), elsewhere the caller is simply not in a capsule.
+std::error_code suspension_refused() noexcept {
+  Core* core = Core::current_core();
+  if (core != nullptr && core->events() != nullptr && core->events()->note_inline_block()) {
+    return make_error_code(errc::inline_handler_blocked);
+  }
+  return make_error_code(errc::not_in_capsule);
+}
+
 }  // namespace
 
 namespace {
@@ -84,7 +95,10 @@ namespace {
 Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std::size_t align, TaskBuilder build,
                               void* fn) {
   Core* core = Core::current_core();
-  if (core == nullptr || core->current() == nullptr) return make_error_code(errc::not_in_capsule);
+  // An inline handler (on the dispatcher, no capsule) may start capsules too.
+  if (core == nullptr || (core->current() == nullptr && !core->events()->in_inline_handler())) {
+    return make_error_code(errc::not_in_capsule);
+  }
   if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
   const bool local = options.core == kThisCore || options.core == core->index();
   const bool in_frame = size <= kFrameBytes && align <= alignof(std::max_align_t);
@@ -111,7 +125,7 @@ Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std
 
 void task_join_wait(TaskState* task) {
   CapsuleControl* self = running_capsule();
-  if (self == nullptr) throw std::system_error(make_error_code(errc::not_in_capsule), "Capsule::join");
+  if (self == nullptr) throw std::system_error(suspension_refused(), "Capsule::join");
   const std::uint32_t seen = task->flags.load(std::memory_order_acquire);
   if ((seen & TaskState::kFinished) != 0) return;
   task->joiner = self;
@@ -155,7 +169,7 @@ void task_release(TaskState* task) noexcept {
 
 Result<void> submit_remote(unsigned core_index, TaskState* task) {
   CapsuleControl* self = running_capsule();
-  if (self == nullptr) return make_error_code(errc::not_in_capsule);
+  if (self == nullptr) return suspension_refused();
   if (!is_valid(task->priority)) return make_error_code(errc::invalid_argument);
   Core* core = self->core;
   RuntimeImpl& runtime = core->runtime();
@@ -186,7 +200,7 @@ void throw_forced_unwind() { throw ForcedUnwind{}; }
 
 Waiter::Waiter() {
   capsule = running_capsule();
-  if (capsule == nullptr) throw std::system_error(make_error_code(errc::not_in_capsule), "aem: blocking call outside a capsule");
+  if (capsule == nullptr) throw std::system_error(suspension_refused(), "aem: blocking call outside a capsule");
 }
 
 bool Waiter::notify() noexcept {
@@ -227,7 +241,9 @@ namespace detail {
 extern "C" [[gnu::visibility("hidden"), gnu::used]] void aem_yield_now() noexcept {
   Core* core = Core::current_core();
   if (core == nullptr || core->current() == nullptr) {
-    std::this_thread::yield();
+    // On a core's dispatcher (an inline handler) there is nothing to yield to: counted, and
+    // it returns at once.
+    if (core == nullptr || !core->events()->note_inline_block()) std::this_thread::yield();
     return;
   }
   core->yield();
@@ -275,6 +291,10 @@ void yield() { detail::aem_yield_now(); }
 void sleep_until(TimePoint when) {
   detail::Core* core = detail::Core::current_core();
   if (core == nullptr || core->current() == nullptr) {
+    // Sleeping on a core's dispatcher would stall the whole core.
+    if (core != nullptr && core->events()->note_inline_block()) {
+      throw std::system_error(make_error_code(errc::inline_handler_blocked), "this_capsule::sleep_until");
+    }
     std::this_thread::sleep_until(when);
     return;
   }

@@ -20,6 +20,12 @@ TARGETS = [
     ("BM_ArenaPair", "BM_MimallocPair", 1.0),
     ("BM_ArenaSameSize", "BM_MimallocSameSize", 1.0),
     ("BM_ArenaScattered", "BM_MimallocScattered", 1.2),
+    ("BM_Activation", "BM_Yield", 4.0),
+]
+
+# (benchmark, baseline, counter, target): benchmark's counter / baseline's counter <= target
+COUNTER_TARGETS = [
+    ("BM_DispatchLatencyHighUnderFlood", "BM_DispatchLatencyIdle", "p99_ns", 3.0),
 ]
 
 
@@ -70,6 +76,14 @@ def main():
             ok = ratio <= target
             failed += not ok
             print(f"{name + ' / ' + base + suffix:<50}{ratio:>10.2f}{target:>9.2f}  {'meets' if ok else 'MISSES'}")
+    for bench, base, counter, target in COUNTER_TARGETS:
+        if counter not in counters.get(bench, {}) or not counters.get(base, {}).get(counter):
+            continue
+        ratio = counters[bench][counter] / counters[base][counter]
+        ok = ratio <= target
+        failed += not ok
+        label = f"{bench} / {base} {counter}"
+        print(f"{label:<50}{ratio:>10.2f}{target:>9.2f}  {'meets' if ok else 'MISSES'}")
     for name, values in sorted(counters.items()):
         if "p999_over_p50" in values:
             v = values["p999_over_p50"]

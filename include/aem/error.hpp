@@ -35,6 +35,7 @@ enum class errc : int {
   foreign_pointer,       // a pointer that no arena of this runtime handed out
   unsupported,           // the kernel or build lacks a feature this call needs
   end_of_stream,         // the peer closed the stream before the bytes a call needed arrived
+  inline_handler_blocked,  // an inline handler (Executor::inline_handler) tried to suspend
 };
 
 // error_category returns the std::error_category of aem::errc values (name "aem").

@@ -1,4 +1,5 @@
-// executor.hpp — how a registration's activations run.
+// executor.hpp — how a registration's activations run, how many may wait, and what a
+// registration is told when some could not wait.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +14,30 @@ enum class Executor : std::uint8_t {
   // keepalive: one capsule per registration runs its activations one after another, in order
   // (AEM's atomicity: never two handlers of the same registration at once). The capsule is
   // kept while activations are queued and goes back to the pool when none is, so an idle
-  // registration holds no stack.
+  // registration holds no stack. While higher-priority activations wait behind the one it
+  // runs, the capsule runs at their priority (seed 3.2.2).
   keepalive,
+  // inline_handler: the handler runs on the core's dispatcher itself, as soon as the event is
+  // activated — no capsule, no switch — for handlers declared non-blocking. Such a handler may
+  // compute, allocate event data, register, trigger, cancel and control registrations of its
+  // own core, and start capsules (spawn, post); it may not suspend: no I/O wait, sleep, yield,
+  // join, submit, mutex, condition variable, semaphore, channel or wait-group wait. Each such
+  // call is refused (std::system_error with errc::inline_handler_blocked, or that error code
+  // where the call returns one; yield returns at once) and counted in EventInfo::blocked and
+  // this_core::event_stats(). Activations that arrive while a capsule runs (a trigger from a
+  // capsule) wait for the dispatcher's next turn. One at a time, in order, like keepalive.
+  inline_handler,
+};
+
+// kDefaultQueueBound is the default number of activations one registration keeps waiting
+// (not started yet: disabled, its keepalive capsule busy, or no capsule free).
+inline constexpr std::uint32_t kDefaultQueueBound = 1024;
+
+// Lost tells a registration that `count` of its activations were dropped: its queue was at its
+// bound (or memory for the queue ran out) and the source cannot wait (timers, triggered
+// events). Delivered in order, where the dropped activations would have been.
+struct Lost {
+  std::uint64_t count = 0;
 };
 
 }  // namespace aem

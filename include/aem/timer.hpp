@@ -1,15 +1,18 @@
-// timer.hpp — AEM-style timer registrations: a handler runs in a fresh capsule, at the
-// registration's priority, each time the timer expires.
+// timer.hpp — AEM-style timer registrations: a handler runs (in a fresh capsule by default) at
+// the registration's priority each time the timer expires. aem::ctl (event.hpp) controls them.
 #pragma once
 
+#include <aem/detail/invoke.hpp>
 #include <aem/detail/registration.hpp>
 #include <aem/event_id.hpp>
+#include <aem/executor.hpp>
 #include <aem/export.hpp>
 #include <aem/priority.hpp>
 #include <aem/result.hpp>
 #include <aem/time.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <new>
 #include <type_traits>
@@ -20,16 +23,16 @@ namespace aem {
 // TimerOptions says how a timer's activations run.
 struct TimerOptions {
   Priority priority = Priority::normal;
+  Executor exec = Executor::fresh_capsule;
+  // queue_bound: expiries kept waiting (no capsule free, keepalive busy, disabled) before the
+  // next ones are dropped and reported through on_lost (a timer cannot wait).
+  std::uint32_t queue_bound = kDefaultQueueBound;
+  // on_lost hears, in order with the expiries, how many were dropped; without it the loss is
+  // reported on stderr. Optional.
+  std::function<void(Lost)> on_lost{};
 };
 
 namespace detail {
-
-struct InvokeTimer {
-  template <typename H>
-  void operator()(H& handler, Payload&) const {
-    std::invoke(handler);
-  }
-};
 
 AEM_EXPORT EventId timer_arm(const RegistrationSlot& slot, const HandlerOps* ops, TimePoint first,
                              Duration period) noexcept;
@@ -37,16 +40,17 @@ AEM_EXPORT EventId timer_arm(const RegistrationSlot& slot, const HandlerOps* ops
 template <typename F>
 Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, const TimerOptions& options) {
   static_assert(std::is_invocable_v<std::decay_t<F>&>, "a timer handler is called with no arguments");
-  return register_handler<InvokeTimer>(std::forward<F>(handler), options.priority,
-                                       [&](const RegistrationSlot& slot, const HandlerOps* ops) -> Result<EventId> {
-                                         return timer_arm(slot, ops, first, period);
-                                       });
+  RegistrationOptions reg{options.priority, options.exec, options.queue_bound, options.on_lost, {}};
+  return register_handler<InvokeNone>(std::forward<F>(handler), reg,
+                                      [&](const RegistrationSlot& slot, const HandlerOps* ops) -> Result<EventId> {
+                                        return timer_arm(slot, ops, first, period);
+                                      });
 }
 
 }  // namespace detail
 
-// after runs `handler` once, in a fresh capsule on the calling capsule's core, when `delay`
-// has passed (at most one Config::timer_tick late). Call from a capsule.
+// after runs `handler` once, by options.exec on the calling core, when `delay` has passed (at
+// most one Config::timer_tick late). Call from a capsule or an inline handler.
 // Errors: errc::not_in_capsule, errc::invalid_argument (bad priority), errc::resource_limit
 // (the registration table is full: 16M per core), errc::shutting_down.
 //
@@ -57,9 +61,10 @@ Result<EventId> after(Duration delay, F&& handler, TimerOptions options = {}) {
   return detail::register_timer(std::forward<F>(handler), Deadline(delay).time_point(), Duration::zero(), options);
 }
 
-// every runs `handler` in a fresh capsule each `period` (first after one period) until
-// cancelled. Expiries are never skipped: if the core fell behind, the missed activations run
-// back to back. Errors: as after(), and errc::invalid_argument for a period <= 0.
+// every runs `handler` each `period` (first after one period) until cancelled. Expiries are
+// never skipped: if the core fell behind, the missed activations run back to back (beyond the
+// queue bound they are reported through on_lost).
+// Errors: as after(), and errc::invalid_argument for a period <= 0.
 template <typename F>
 Result<EventId> every(Duration period, F&& handler, TimerOptions options = {}) {
   if (period <= Duration::zero()) return make_error_code(errc::invalid_argument);

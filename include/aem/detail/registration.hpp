@@ -1,6 +1,6 @@
-// registration.hpp — the type-erased half of every registration (timers, sockets, later the
-// other sources): a handler constructed in a slot of the calling core's event table, invoked
-// with the payload of each activation.
+// registration.hpp — the type-erased half of every registration (timers, sockets, triggered
+// events): a handler constructed in a slot of the calling core's event table, invoked with the
+// payload of each activation.
 #pragma once
 
 #include <aem/event_data.hpp>
@@ -9,26 +9,58 @@
 #include <aem/export.hpp>
 #include <aem/priority.hpp>
 #include <aem/result.hpp>
+#include <aem/shared_event_data.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <new>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
 namespace aem::detail {
 
+// PayloadKind says what a queued payload is: an activation, or a notice the table adds in
+// order with them.
+enum class PayloadKind : std::uint8_t {
+  activation,
+  lost,     // `lost` activations were dropped here (the registration's on_lost hears of it)
+  timeout,  // the registration's timeout expired (its timeout handler runs)
+  error,    // the source reports `error` (the registration's on_error hears of it)
+};
+
+// kOwnPriority in Payload::priority: the activation runs at its registration's priority.
+inline constexpr std::uint8_t kOwnPriority = 0xff;
+
 // Payload is what one activation carries to its handler.
 struct Payload {
-  EventData data;  // on_data: the bytes received
-  int value = -1;  // on_accept: the accepted socket (the payload owns it); poll sources: revents
-  int error = 0;   // an errno the source reports with this activation; 0: none
+  EventData data;          // on_data / triggered events: the bytes (sole owner)
+  SharedEventData shared;  // the same, when the activation fanned out to several registrations
+  int value = -1;          // on_accept: the accepted socket (the payload owns it); polls: revents
+  int error = 0;           // an errno the source reports with this activation; 0: none
+  std::uint32_t lost = 0;  // PayloadKind::lost: how many were dropped
+  PayloadKind kind = PayloadKind::activation;
+  std::uint8_t priority = kOwnPriority;  // a triggered activation's own priority
+};
+
+// HandlerSignature names the parameter list a handler is called with; a replacement handler
+// must be callable the same way.
+enum class HandlerSignature : std::uint8_t {
+  none,         // timers: handler()
+  bytes,        // on_data, on_event: handler(EventData) or handler(SharedEventData) (on_event: or ())
+  accept_tcp,   // handler(TcpStream)
+  accept_unix,  // handler(UnixStream)
+  close,        // handler(std::error_code)
+  state,        // handler(SocketState)
+  count_,
 };
 
 // HandlerOps are the type-erased operations on a registration's handler.
 struct HandlerOps {
   void (*invoke)(void* handler, Payload& payload);
   void (*destroy)(void* handler) noexcept;
+  HandlerSignature signature;
 };
 
 // handler_ops<H, Invoke> calls Invoke{}(handler, payload): each source adapts the payload to
@@ -37,6 +69,7 @@ template <typename H, typename Invoke>
 inline constexpr HandlerOps handler_ops{
     [](void* h, Payload& payload) { Invoke{}(*static_cast<H*>(h), payload); },
     [](void* h) noexcept { static_cast<H*>(h)->~H(); },
+    Invoke::signature,
 };
 
 // SourceKind names what activates a registration.
@@ -46,6 +79,7 @@ enum class SourceKind : std::uint8_t {
   data,    // multishot receive into the core's buffer ring: payload.data
   hangup,  // one poll for POLLRDHUP/POLLHUP/POLLERR: payload.value = revents, payload.error
   state,   // multishot poll: payload.value = revents
+  user,    // aem::trigger: payload.data
 };
 
 // SourceSpec describes a socket source to arm.
@@ -53,7 +87,15 @@ struct SourceSpec {
   SourceKind kind = SourceKind::accept;
   int fd = -1;
   std::uint32_t events = 0;  // poll mask (state)
+};
+
+// RegistrationOptions are what every registration sets besides its handler and source.
+struct RegistrationOptions {
+  Priority priority = Priority::normal;
   Executor exec = Executor::fresh_capsule;
+  std::uint32_t queue_bound = kDefaultQueueBound;  // >= 1
+  std::function<void(Lost)> on_lost{};             // optional
+  std::function<void(std::error_code)> on_error{};  // optional: errors the source reports
 };
 
 // RegistrationSlot is a reservation in the calling core's event table: `storage` receives the
@@ -64,27 +106,30 @@ struct RegistrationSlot {
 };
 
 // registration_reserve reserves a slot with room for a handler of `size`/`align` on the calling
-// capsule's core. Errors: errc::not_in_capsule, errc::invalid_argument (bad priority),
-// errc::shutting_down, errc::resource_limit (16M registrations per core), errc::out_of_memory.
-AEM_EXPORT Result<void> registration_reserve(std::size_t size, std::size_t align, Priority priority,
+// core (from a capsule or an inline handler), taking over the callbacks of `options`.
+// Errors: errc::not_in_capsule, errc::invalid_argument (bad priority, executor or a zero queue
+// bound), errc::shutting_down, errc::resource_limit (16M registrations per core),
+// errc::out_of_memory.
+AEM_EXPORT Result<void> registration_reserve(std::size_t size, std::size_t align, RegistrationOptions& options,
                                              RegistrationSlot& slot) noexcept;
 // registration_unreserve gives back a slot whose handler was never constructed.
 AEM_EXPORT void registration_unreserve(const RegistrationSlot& slot) noexcept;
 
 // source_arm starts the socket source `spec` for a reserved slot whose handler is constructed
-// and returns its id; on error the handler is destroyed and the slot freed.
-// Errors: errc::invalid_argument (bad fd or executor), errc::out_of_memory (no receive
-// buffers), errc::shutting_down, the errno of registering the buffer ring.
+// and returns its id; on error the handler is destroyed and the slot freed. Registrations of
+// one stream's data, hang-up or (same mask) state share one source and each get every event.
+// Errors: errc::invalid_argument (bad fd), errc::out_of_memory (no receive buffers or source
+// records), errc::shutting_down, the errno of registering the buffer ring.
 AEM_EXPORT Result<EventId> source_arm(const RegistrationSlot& slot, const HandlerOps* ops, const SourceSpec& spec) noexcept;
 
 // register_handler reserves a slot, constructs the handler H from `handler` in it and calls
 // `arm(slot, ops)`, which starts the source and returns its id (or an error, after which the
 // handler has been destroyed and the slot freed).
 template <typename Invoke, typename F, typename Arm>
-Result<EventId> register_handler(F&& handler, Priority priority, Arm&& arm) {
+Result<EventId> register_handler(F&& handler, RegistrationOptions& options, Arm&& arm) {
   using H = std::decay_t<F>;
   RegistrationSlot slot;
-  if (Result<void> reserved = registration_reserve(sizeof(H), alignof(H), priority, slot); !reserved) {
+  if (Result<void> reserved = registration_reserve(sizeof(H), alignof(H), options, slot); !reserved) {
     return reserved.error();
   }
   try {

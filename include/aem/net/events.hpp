@@ -1,11 +1,12 @@
 // net/events.hpp — AEM-style socket registrations (the seed's sockasync_accept / read / close /
 // sock): a handler runs in a capsule each time the socket has an event, so a connection that
-// is idle costs a registration (a 240-byte slot plus its handler) and no stack.
+// is idle costs a registration (a 272-byte slot plus its handler, and a 136-byte source record
+// shared by the registrations of the socket) and no stack.
 //
 // Lifetime: a registration does not own its socket. The socket must stay open while the
 // registration lives: on_data and on_close registrations end by themselves when the stream
-// ends; cancel() (aem::cancel(id)) ends any of them. When a registration ends, its handler is
-// destroyed — so a handler that captures the stream (say a std::shared_ptr<TcpStream>) keeps it
+// ends; aem::cancel(id) (or aem::ctl(id).cancel(), event.hpp) ends any of them. When a
+// registration ends, its handler is destroyed — so a handler that captures the stream (say a std::shared_ptr<TcpStream>) keeps it
 // exactly as long as the registration needs it.
 //
 // Example (an echo server, no capsule per idle connection):
@@ -16,6 +17,7 @@
 //   });
 #pragma once
 
+#include <aem/detail/invoke.hpp>
 #include <aem/detail/registration.hpp>
 #include <aem/error.hpp>
 #include <aem/event_data.hpp>
@@ -23,11 +25,13 @@
 #include <aem/executor.hpp>
 #include <aem/export.hpp>
 #include <aem/net/socket.hpp>
+#include <aem/net/socket_state.hpp>
 #include <aem/net/stream.hpp>
 #include <aem/net/tcp.hpp>
 #include <aem/net/unix.hpp>
 #include <aem/priority.hpp>
 #include <aem/result.hpp>
+#include <aem/shared_event_data.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -43,29 +47,24 @@ namespace aem {
 struct SocketEventOptions {
   Priority priority = Priority::normal;
   Executor exec = Executor::fresh_capsule;
+  // queue_bound: activations kept waiting (disabled, keepalive capsule busy, no capsule free).
+  // At the bound the source pauses — the bytes or connections wait in the kernel — and resumes
+  // when the queue has drained to half of it: nothing is lost (seed 3.5.1).
+  std::uint32_t queue_bound = kDefaultQueueBound;
 };
 
 // AcceptOptions add what on_accept reports besides connections.
 struct AcceptOptions {
   Priority priority = Priority::normal;
   Executor exec = Executor::fresh_capsule;
-  // on_error runs (in the registration's capsule, in order with the connections) when accepting
+  std::uint32_t queue_bound = kDefaultQueueBound;  // as SocketEventOptions::queue_bound
+  // on_error runs (by the registration's executor, in order with the connections) when accepting
   // pauses because the process or system is out of descriptors or memory (std::errc::
   // too_many_files_open, too_many_files_open_in_system, not_enough_memory, no_buffer_space):
   // the registration backs off (1 ms, doubling up to 128 ms, while the shortage lasts) instead
   // of spinning, and resumes by itself. Also when the listener fails for good (then the
   // registration ends). Optional.
-  std::function<void(std::error_code)> on_error;
-};
-
-// SocketState is one readiness change of a socket.
-struct SocketState {
-  std::uint32_t revents = 0;  // the poll(2) bits
-  std::error_code error;      // the socket's pending error when revents has POLLERR
-  bool readable() const noexcept { return (revents & (POLLIN | POLLPRI)) != 0; }
-  bool writable() const noexcept { return (revents & POLLOUT) != 0; }
-  bool peer_closed() const noexcept { return (revents & (POLLRDHUP | POLLHUP)) != 0; }
-  bool failed() const noexcept { return (revents & POLLERR) != 0; }
+  std::function<void(std::error_code)> on_error{};
 };
 
 // SocketEventStats count what the calling core's socket registrations went through.
@@ -83,63 +82,24 @@ AEM_EXPORT SocketEventStats socket_event_stats() noexcept;
 
 namespace detail {
 
-template <typename Stream, typename H>
-struct AcceptHandler {
-  H handler;
-  std::function<void(std::error_code)> on_error;
-};
-
-template <typename Stream>
-struct InvokeAccept {
-  template <typename H>
-  void operator()(AcceptHandler<Stream, H>& h, Payload& payload) const {
-    if (payload.value >= 0) {
-      h.handler(Stream(std::exchange(payload.value, -1)));
-    } else if (h.on_error) {
-      h.on_error(std::error_code(payload.error, std::generic_category()));
-    }
-  }
-};
-
-struct InvokeData {
-  template <typename H>
-  void operator()(H& handler, Payload& payload) const {
-    handler(std::move(payload.data));
-  }
-};
-
-struct InvokeClose {
-  template <typename H>
-  void operator()(H& handler, Payload& payload) const {
-    handler(payload.error != 0 ? std::error_code(payload.error, std::generic_category()) : std::error_code());
-  }
-};
-
-struct InvokeState {
-  template <typename H>
-  void operator()(H& handler, Payload& payload) const {
-    SocketState state;
-    if (payload.value >= 0) state.revents = static_cast<std::uint32_t>(payload.value);
-    if (payload.error != 0) state.error = std::error_code(payload.error, std::generic_category());
-    handler(state);
-  }
-};
-
 template <typename Invoke, typename F>
-Result<EventId> register_socket(F&& handler, Priority priority, SourceSpec spec) {
+Result<EventId> register_socket(F&& handler, RegistrationOptions options, SourceSpec spec) {
   if (spec.fd < 0) return make_error_code(errc::invalid_argument);
-  return register_handler<Invoke>(std::forward<F>(handler), priority,
+  return register_handler<Invoke>(std::forward<F>(handler), options,
                                   [&](const RegistrationSlot& slot, const HandlerOps* ops) {
                                     return source_arm(slot, ops, spec);
                                   });
 }
 
-template <typename Stream, typename Listener, typename F>
+inline RegistrationOptions socket_options(const SocketEventOptions& options) {
+  return RegistrationOptions{options.priority, options.exec, options.queue_bound, {}, {}};
+}
+
+template <typename Invoke, typename Listener, typename F>
 Result<EventId> register_accept(const Listener& listener, F&& handler, AcceptOptions options) {
-  static_assert(std::is_invocable_v<std::decay_t<F>&, Stream>, "an accept handler is called with the new stream");
-  AcceptHandler<Stream, std::decay_t<F>> wrapped{std::forward<F>(handler), std::move(options.on_error)};
-  return register_socket<InvokeAccept<Stream>>(std::move(wrapped), options.priority,
-                                               {SourceKind::accept, listener.fd(), 0, options.exec});
+  static_assert(Invoke::template accepts<std::decay_t<F>>, "an accept handler is called with the new stream");
+  RegistrationOptions reg{options.priority, options.exec, options.queue_bound, {}, std::move(options.on_error)};
+  return register_socket<Invoke>(std::forward<F>(handler), std::move(reg), {SourceKind::accept, listener.fd(), 0});
 }
 
 }  // namespace detail
@@ -154,17 +114,19 @@ Result<EventId> register_accept(const Listener& listener, F&& handler, AcceptOpt
 //   auto id = aem::on_accept(listener, [](aem::TcpStream s) { serve(std::move(s)); });
 template <typename F>
 Result<EventId> on_accept(const TcpListener& listener, F&& handler, AcceptOptions options = {}) {
-  return detail::register_accept<TcpStream>(listener, std::forward<F>(handler), std::move(options));
+  return detail::register_accept<detail::InvokeAcceptTcp>(listener, std::forward<F>(handler), std::move(options));
 }
 
 // on_accept for Unix-domain listeners: `handler(UnixStream)`.
 template <typename F>
 Result<EventId> on_accept(const UnixListener& listener, F&& handler, AcceptOptions options = {}) {
-  return detail::register_accept<UnixStream>(listener, std::forward<F>(handler), std::move(options));
+  return detail::register_accept<detail::InvokeAcceptUnix>(listener, std::forward<F>(handler), std::move(options));
 }
 
-// on_data runs `handler(EventData)` with the bytes of each receive on `stream`, in order of
-// arrival (with Executor::keepalive the handlers also run one at a time, in that order). The
+// on_data runs `handler(EventData)` (or `handler(SharedEventData)`) with the bytes of each
+// receive on `stream`, in order of arrival. Several on_data registrations of one stream share
+// one receive and each get every byte (SharedEventData handlers the same block; EventData
+// handlers a copy each when there are several) (with Executor::keepalive the handlers also run one at a time, in that order). The
 // bytes land in the core's shared receive buffers (Config::recv_buffers), so an idle stream
 // holds none; small receives are copied into a right-sized arena block, large ones hand over
 // the buffer itself. When the buffers run out, receiving pauses — the bytes wait in the
@@ -173,9 +135,10 @@ Result<EventId> on_accept(const UnixListener& listener, F&& handler, AcceptOptio
 // Call from a capsule. Errors: as on_accept, and errc::out_of_memory (no receive buffers).
 template <typename F>
 Result<EventId> on_data(const StreamSocket& stream, F&& handler, SocketEventOptions options = {}) {
-  static_assert(std::is_invocable_v<std::decay_t<F>&, EventData>, "a data handler is called with EventData");
-  return detail::register_socket<detail::InvokeData>(std::forward<F>(handler), options.priority,
-                                                     {detail::SourceKind::data, stream.fd(), 0, options.exec});
+  static_assert(std::is_invocable_v<std::decay_t<F>&, EventData> || std::is_invocable_v<std::decay_t<F>&, SharedEventData>,
+                "a data handler is called with EventData or SharedEventData");
+  return detail::register_socket<detail::InvokeBytes>(std::forward<F>(handler), detail::socket_options(options),
+                                                      {detail::SourceKind::data, stream.fd(), 0});
 }
 
 // on_close runs `handler(std::error_code)` once, when the peer hangs up (an empty code: it shut
@@ -185,8 +148,8 @@ Result<EventId> on_data(const StreamSocket& stream, F&& handler, SocketEventOpti
 template <typename F>
 Result<EventId> on_close(const Socket& socket, F&& handler, SocketEventOptions options = {}) {
   static_assert(std::is_invocable_v<std::decay_t<F>&, std::error_code>, "a close handler is called with an error_code");
-  return detail::register_socket<detail::InvokeClose>(std::forward<F>(handler), options.priority,
-                                                      {detail::SourceKind::hangup, socket.fd(), 0, options.exec});
+  return detail::register_socket<detail::InvokeClose>(std::forward<F>(handler), detail::socket_options(options),
+                                                      {detail::SourceKind::hangup, socket.fd(), 0});
 }
 
 // on_state runs `handler(SocketState)` each time `socket` becomes ready for one of `events`
@@ -196,8 +159,8 @@ Result<EventId> on_close(const Socket& socket, F&& handler, SocketEventOptions o
 template <typename F>
 Result<EventId> on_state(const Socket& socket, std::uint32_t events, F&& handler, SocketEventOptions options = {}) {
   static_assert(std::is_invocable_v<std::decay_t<F>&, SocketState>, "a state handler is called with SocketState");
-  return detail::register_socket<detail::InvokeState>(std::forward<F>(handler), options.priority,
-                                                      {detail::SourceKind::state, socket.fd(), events, options.exec});
+  return detail::register_socket<detail::InvokeState>(std::forward<F>(handler), detail::socket_options(options),
+                                                      {detail::SourceKind::state, socket.fd(), events});
 }
 
 }  // namespace aem

@@ -1,0 +1,390 @@
+// event_delivery.cpp — from activation to handler: the filter, the queue and its bound (a
+// source that can wait is throttled, one that cannot reports Lost), the three executors, and
+// the boost of a keepalive capsule by the activations queued behind it.
+#include "runtime/core.hpp"
+#include "runtime/event_table.hpp"
+#include "runtime/runtime_impl.hpp"
+#include "runtime/task_memory.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+namespace aem::detail {
+namespace {
+
+// can_wait: sources whose events wait in the kernel (or the socket) while they are paused.
+bool can_wait(SourceKind kind) noexcept { return kind != SourceKind::timer && kind != SourceKind::user; }
+
+std::uint64_t id_value(EventId id) noexcept { return id.value(); }
+
+}  // namespace
+
+// Activation is the task that runs a registration's handler: one activation (fresh_capsule),
+// or every queued one in turn (keepalive). It lives in the frame of its capsule and is
+// released from birth (nobody joins it).
+struct EventTable::Activation final : TaskState {
+  EventTable* table;
+  Registration* registration;
+  Payload payload;
+  bool keepalive;
+
+  Activation(EventTable* t, Registration* r, Payload* p, Priority at) noexcept
+      : table(t), registration(r), payload(p != nullptr ? std::move(*p) : Payload()), keepalive(p == nullptr) {
+    run = &run_impl;
+    dispose = &dispose_impl;
+    home = TaskHome::capsule_frame;
+    priority = at;
+    flags.store(kReleased, std::memory_order_relaxed);
+  }
+  static void run_impl(TaskState* state) noexcept {
+    auto* self = static_cast<Activation*>(state);
+    Registration* r = self->registration;
+    EventTable* table = self->table;
+    if (self->keepalive) {
+      // One at a time, in order, until nothing is queued (or it is disabled): then the capsule
+      // goes back to the pool. No suspension between the last empty() and the flag, so no
+      // activation is missed.
+      auto* capsule = static_cast<CapsuleControl*>(self->capsule);
+      while (!r->cancelled && !r->disabled && !r->queue.empty()) {
+        Payload payload = table->take_next(r);
+        // Its own priority, or that of a more urgent activation queued behind it.
+        Priority at = table->priority_of(r, payload);
+        if (!r->queue.empty()) at = std::max(at, r->pending_top);
+        capsule->priority = at;
+        table->deliver(r, payload);
+      }
+      r->worker_active = false;
+      r->worker = nullptr;
+    } else if (!r->cancelled) {
+      // Cancelled after this activation was queued but before it started: cancel() promises
+      // that no activation starts once it has returned.
+      table->deliver(r, self->payload);
+    } else {
+      release_payload(r, self->payload);
+    }
+    table->activation_done(r);
+  }
+  static void dispose_impl(TaskState* state) noexcept { static_cast<Activation*>(state)->~Activation(); }
+};
+
+Priority EventTable::priority_of(const Registration* r, const Payload& p) const noexcept {
+  return p.priority == kOwnPriority ? r->priority : static_cast<Priority>(p.priority);
+}
+
+void EventTable::activate(Registration* r, Payload& payload) noexcept {
+  ++r->activated;
+  if (r->extras != nullptr && !admit(r, payload)) return;
+  if (!r->disabled && r->queue.empty()) {
+    if (r->exec == Executor::fresh_capsule) {
+      if (start_activation(r, &payload)) return;
+    } else if (r->exec == Executor::inline_handler) {
+      if (core_.current() == nullptr && inline_current_ == nullptr) {
+        run_inline(r, payload);
+        return;
+      }
+    }
+  }
+  // Queued: for the keepalive capsule, the dispatcher, a capsule of the pool, or enable().
+  if (!enqueue(r, payload)) return;
+  if (!r->disabled) kick(r);
+}
+
+// admit applies the registration's filter and notes its activity for the timeout.
+bool EventTable::admit(Registration* r, Payload& p) noexcept {
+  RegistrationExtras& x = *r->extras;
+  if (x.filter) {
+    ActivationView view;
+    if (p.data) view.data = p.data.bytes();
+    else if (p.shared) view.data = p.shared.bytes();
+    view.value = p.value;
+    if (p.error != 0) view.error = std::error_code(p.error, std::generic_category());
+    bool pass = true;
+    try {
+      pass = x.filter(view);
+    } catch (...) {
+      std::fprintf(stderr, "aem: the filter of event %llu threw; the activation passes\n",
+                   static_cast<unsigned long long>(id_value(id_of(r))));
+    }
+    if (!pass) {
+      ++r->filtered;
+      release_payload(r, p);
+      return false;
+    }
+  }
+  if (x.timeout > Duration::zero()) x.last_activity = Clock::now();
+  return true;
+}
+
+// post_notice hands a notice (a timeout) to the registration's executor, in order with its
+// activations, past the queue bound: it is not an activation.
+void EventTable::post_notice(Registration* r, Payload& payload) noexcept {
+  if (!r->disabled && r->queue.empty()) {
+    if (r->exec == Executor::fresh_capsule && start_activation(r, &payload)) return;
+    if (r->exec == Executor::inline_handler && core_.current() == nullptr && inline_current_ == nullptr) {
+      run_inline(r, payload);
+      return;
+    }
+  }
+  if (!r->queue.push(payload)) return;  // out of memory: the timeout fires again after another period
+  if (r->queue.size() == 1 || r->priority > r->pending_top) r->pending_top = r->priority;
+  if (!r->disabled) kick(r);
+}
+
+// enqueue queues an activation under the registration's bound. At the bound a source that can
+// wait is throttled (the activation is kept: its bytes were taken from the kernel already);
+// one that cannot loses it, and the loss is reported in order once there is room.
+bool EventTable::enqueue(Registration* r, Payload& payload) noexcept {
+  const bool full = r->queue.size() >= r->queue_bound;
+  if ((full && !can_wait(r->kind)) || !r->queue.push(payload)) {
+    ++r->lost;
+    ++lost_;
+    ++r->lost_pending;
+    release_payload(r, payload);
+    if (r->queue.empty()) {
+      // Out of memory with nothing queued: no later pop will report it, so say it now.
+      std::fprintf(stderr, "aem: out of memory queueing an activation of event %llu; it is lost\n",
+                   static_cast<unsigned long long>(id_value(id_of(r))));
+      r->lost_pending = 0;
+    }
+    return false;
+  }
+  const Priority at = priority_of(r, payload);
+  if (r->queue.size() == 1 || at > r->pending_top) r->pending_top = at;
+  if (r->queue.size() >= r->queue_bound && can_wait(r->kind)) throttle(r);
+  if (r->worker_active) boost_worker(r);
+  return true;
+}
+
+// take_next pops the oldest queued payload; the room it leaves may resume a throttled source
+// (at half the bound, so a source does not flap) and lets a pending loss report take its place.
+Payload EventTable::take_next(Registration* r) noexcept {
+  Payload payload = r->queue.pop();
+  if (r->throttling && r->queue.size() <= r->queue_bound / 2) unthrottle(r);
+  if (r->lost_pending != 0 && r->queue.size() < r->queue_bound) {
+    Payload notice;
+    notice.kind = PayloadKind::lost;
+    notice.lost = r->lost_pending;
+    if (r->queue.push(notice)) r->lost_pending = 0;
+  }
+  return payload;
+}
+
+// kick starts what can start of an enabled registration's queue, and leaves the rest to the
+// dispatcher's next turn.
+void EventTable::kick(Registration* r) noexcept {
+  switch (r->exec) {
+    case Executor::keepalive:
+      if (r->worker_active || start_activation(r, nullptr)) return;
+      break;
+    case Executor::fresh_capsule:
+      while (!r->queue.empty() && start_activation(r, &r->queue.front())) (void)take_next(r);
+      if (r->queue.empty()) return;
+      break;
+    case Executor::inline_handler:
+      break;
+  }
+  add_pending(r);
+}
+
+void EventTable::add_pending(Registration* r) noexcept {
+  if (r->on_pending_list) return;
+  r->on_pending_list = true;
+  r->next_pending = nullptr;
+  if (pending_tail_ != nullptr) pending_tail_->next_pending = r;
+  else pending_head_ = r;
+  pending_tail_ = r;
+}
+
+// start_activation runs one activation with `payload` in a fresh capsule (moving it out only
+// when a capsule was found), or (payload nullptr) starts the keepalive capsule that works
+// through the queue.
+bool EventTable::start_activation(Registration* r, Payload* payload) noexcept {
+  static_assert(sizeof(Activation) <= kFrameBytes && alignof(Activation) <= alignof(std::max_align_t));
+  auto capsule = core_.acquire_capsule();
+  if (!capsule) return false;
+  const Priority at = payload != nullptr ? priority_of(r, *payload) : std::max(r->priority, r->pending_top);
+  auto* activation = new ((*capsule)->frame) Activation(this, r, payload, at);
+  activation->runner = &core_;
+  ++r->running;
+  if (payload == nullptr) {
+    r->worker_active = true;
+    r->worker = *capsule;
+  }
+  core_.count_task();
+  core_.launch(*capsule, activation);
+  return true;
+}
+
+// boost_worker raises a busy keepalive capsule to the priority of the most urgent activation
+// queued for it (seed 3.2.2): it must serve those ahead of it first, so it runs at that
+// priority until it has. The capsule lowers itself again as it takes activations.
+void EventTable::boost_worker(Registration* r) noexcept {
+  CapsuleControl* worker = r->worker;
+  const Priority want = std::max(r->pending_top, r->priority);
+  if (worker != nullptr && worker->priority < want) core_.reprioritize(worker, want);
+}
+
+void EventTable::run_inline(Registration* r, Payload& payload) noexcept {
+  ++r->running;  // keeps the slot while the handler runs, even if it cancels itself
+  inline_current_ = r;
+  deliver(r, payload);
+  inline_current_ = nullptr;
+  activation_done(r);
+}
+
+bool EventTable::note_inline_block() noexcept {
+  if (inline_current_ == nullptr) return false;
+  ++inline_current_->blocked;
+  ++inline_blocked_;
+  return true;
+}
+
+void EventTable::deliver(Registration* r, Payload& p) noexcept {
+  switch (p.kind) {
+    case PayloadKind::activation:
+      ++r->delivered;
+      invoke_handler(r, p);
+      break;
+    case PayloadKind::lost:
+      if (r->extras != nullptr && r->extras->on_lost) {
+        try {
+          r->extras->on_lost(Lost{p.lost});
+        } catch (...) {
+          std::fprintf(stderr, "aem: on_lost of event %llu threw\n", static_cast<unsigned long long>(id_value(id_of(r))));
+        }
+      } else {
+        std::fprintf(stderr, "aem: %u activations of %s event %llu were lost at its queue bound (%u)\n", p.lost,
+                     source_name(r->kind), static_cast<unsigned long long>(id_value(id_of(r))), r->queue_bound);
+      }
+      break;
+    case PayloadKind::timeout:
+      if (r->extras != nullptr && r->extras->on_timeout) {
+        std::function<void()> handler = r->extras->on_timeout;  // it may replace itself
+        try {
+          handler();
+        } catch (...) {
+          std::fprintf(stderr, "aem: the timeout handler of event %llu threw\n",
+                       static_cast<unsigned long long>(id_value(id_of(r))));
+        }
+      }
+      break;
+    case PayloadKind::error:
+      ++r->delivered;
+      if (r->extras != nullptr && r->extras->on_error) {
+        try {
+          r->extras->on_error(std::error_code(p.error, std::generic_category()));
+        } catch (...) {
+          std::fprintf(stderr, "aem: on_error of event %llu threw\n", static_cast<unsigned long long>(id_value(id_of(r))));
+        }
+      }
+      break;
+  }
+  release_payload(r, p);  // a socket the handler did not take (it threw first) must not leak
+}
+
+// invoke_handler runs the current handler. A replace_handler() while it runs retires this one:
+// it is destroyed when its last running activation returns, never under it.
+void EventTable::invoke_handler(Registration* r, Payload& p) noexcept {
+  const HandlerOps* ops = r->ops;
+  void* handler = r->handler;
+  ++r->handler_users;
+  try {
+    ops->invoke(handler, p);
+  } catch (const ForcedUnwind&) {
+    // shutdown: the handler's capsule unwound; nothing to report
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "aem: %s handler (event %llu) threw: %s\n", source_name(r->kind),
+                 static_cast<unsigned long long>(id_value(id_of(r))), e.what());
+  } catch (...) {
+    std::fprintf(stderr, "aem: %s handler (event %llu) threw a non-std exception\n", source_name(r->kind),
+                 static_cast<unsigned long long>(id_value(id_of(r))));
+  }
+  if (handler == r->handler) {
+    --r->handler_users;
+    return;
+  }
+  RetiredHandler** link = &r->extras->retired;
+  while ((*link)->handler != handler) link = &(*link)->next;
+  RetiredHandler* old = *link;
+  if (--old->users != 0) return;
+  *link = old->next;
+  old->ops->destroy(old->handler);
+  if (old->heap) task_free(old->handler);
+  delete old;
+}
+
+void EventTable::run_deferred() noexcept {
+  if (pending_head_ != nullptr) retry_pending();
+  if (rearm_head_ != nullptr) rearm_starved();
+}
+
+void EventTable::retry_pending() noexcept {
+  while (pending_head_ != nullptr) {
+    Registration* r = pending_head_;
+    if (!r->cancelled && !r->disabled) {
+      switch (r->exec) {
+        case Executor::keepalive:
+          if (!r->worker_active && !r->queue.empty() && !start_activation(r, nullptr)) return;
+          break;
+        case Executor::fresh_capsule:
+          // Moved out only when a capsule was found; else the oldest stays in front and the
+          // next turn tries again.
+          while (!r->queue.empty()) {
+            if (!start_activation(r, &r->queue.front())) return;
+            (void)take_next(r);
+          }
+          break;
+        case Executor::inline_handler:
+          while (!r->cancelled && !r->disabled && !r->queue.empty()) {
+            Payload payload = take_next(r);
+            run_inline(r, payload);
+          }
+          break;
+      }
+    }
+    pending_head_ = r->next_pending;
+    if (pending_head_ == nullptr) pending_tail_ = nullptr;
+    r->on_pending_list = false;
+    maybe_retire(r);
+  }
+}
+
+void EventTable::activation_done(Registration* r) noexcept {
+  --r->running;
+  // A keepalive capsule that stopped because of a cancel leaves its queue behind.
+  if (r->cancelled) discard_queue(r);
+  maybe_retire(r);
+}
+
+void EventTable::throttle(Registration* r) noexcept {
+  Source* source = r->source;
+  if (r->throttling || source == nullptr) return;
+  r->throttling = true;
+  ++throttles_;
+  if (source->throttled++ == 0) pause_source(source);
+}
+
+void EventTable::unthrottle(Registration* r) noexcept {
+  if (!r->throttling) return;
+  r->throttling = false;
+  Source* source = r->source;
+  if (source != nullptr && --source->throttled == 0) resume_source(source);
+}
+
+void EventTable::on_timeout(CoreTimer* timer) noexcept {
+  auto* r = static_cast<Registration*>(timer->owner);
+  EventTable& table = *Core::current_core()->events();
+  RegistrationExtras& x = *r->extras;
+  if (r->cancelled || x.timeout <= Duration::zero()) return;
+  const TimePoint now = Clock::now();
+  if (now - x.last_activity >= x.timeout) {
+    x.last_activity = now;  // silent for another period: it fires again
+    Payload notice;
+    notice.kind = PayloadKind::timeout;
+    table.post_notice(r, notice);
+  }
+  table.core_.wheel().arm(x.timeout_timer.node, x.last_activity + x.timeout);
+}
+
+}  // namespace aem::detail
