@@ -158,8 +158,9 @@ void SendQueue::go_idle() noexcept {
 }
 
 Result<void> SendQueue::flush(Deadline deadline) {
-  if (Core::current_core() == nullptr || core_->current() == nullptr) return errc::not_in_capsule;
-  if (!on_home_core()) return errc::invalid_argument;
+  Core* core = Core::current_core();
+  if (core == nullptr || core->current() == nullptr) return errc::not_in_capsule;
+  if (core != core_) return errc::invalid_argument;
   while (busy_) {
     Waiter waiter;
     flushers_.push_back(&waiter);
