@@ -1,11 +1,14 @@
 // net_stream.cpp — StreamSocket: reads and writes on a connected TCP or Unix stream.
 #include "io/net_io.hpp"
+#include "runtime/send_queue.hpp"
 
 #include <aem/net/stream.hpp>
 
 #include <sys/socket.h>
 
+#include <cassert>
 #include <climits>
+#include <utility>
 
 namespace aem {
 namespace {
@@ -65,6 +68,38 @@ Result<std::size_t> StreamSocket::writev(std::span<const iovec> buffers, Deadlin
   message.msg_iov = const_cast<iovec*>(buffers.data());
   message.msg_iovlen = buffers.size();
   return detail::socket_message(shared_fd(), detail::IoOpcode::sendmsg, &message, MSG_NOSIGNAL, deadline);
+}
+
+StreamSocket::StreamSocket(StreamSocket&& other) noexcept
+    : Socket(std::move(other)), sends_(std::exchange(other.sends_, nullptr)) {}
+
+StreamSocket& StreamSocket::operator=(StreamSocket&& other) noexcept {
+  if (this != &other) {
+    if (sends_ != nullptr) std::exchange(sends_, nullptr)->release(shared_fd());
+    Socket::operator=(std::move(other));
+    sends_ = std::exchange(other.sends_, nullptr);
+  }
+  return *this;
+}
+
+StreamSocket::~StreamSocket() {
+  if (sends_ == nullptr) return;
+  assert(sends_->on_home_core() && "aem: a stream with sends queued destroyed off its send core");
+  sends_->release(shared_fd());
+}
+
+Result<void> StreamSocket::send(EventData data) {
+  if (sends_ == nullptr) {
+    Result<detail::SendQueue*> created = detail::SendQueue::create();
+    if (!created) return created.error();
+    sends_ = *created;
+  }
+  return sends_->push(shared_fd(), std::move(data));
+}
+
+Result<void> StreamSocket::flush(Deadline deadline) {
+  if (sends_ == nullptr) return {};
+  return sends_->flush(deadline);
 }
 
 Result<void> StreamSocket::shutdown(Shutdown how) {

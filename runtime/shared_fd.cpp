@@ -8,6 +8,7 @@
 
 #include <aem/detail/shared_fd.hpp>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,9 +45,38 @@ void SharedFd::leave(IoCancelSlot* slot) noexcept {
   else head_ = slot->next;
   if (slot->next != nullptr) slot->next->prev = slot->prev;
   int to_close = -1;
-  if (head_ == nullptr) std::swap(to_close, closing_fd_);
+  if (head_ == nullptr && detached_ == 0) std::swap(to_close, closing_fd_);
   lock_.unlock();
   if (to_close >= 0) ::close(to_close);
+}
+
+int SharedFd::enter_detached() noexcept {
+  lock_.lock();
+  const int fd = fd_.load(std::memory_order_relaxed);
+  if (fd >= 0) ++detached_;
+  lock_.unlock();
+  return fd;
+}
+
+void SharedFd::leave_detached() noexcept {
+  lock_.lock();
+  assert(detached_ > 0);
+  int to_close = -1;
+  if (--detached_ == 0 && head_ == nullptr) std::swap(to_close, closing_fd_);
+  lock_.unlock();
+  if (to_close >= 0) ::close(to_close);
+}
+
+int SharedFd::hand_over_detached() noexcept {
+  lock_.lock();
+  int fd = -1;
+  if (head_ == nullptr) {
+    fd = fd_.exchange(-1, std::memory_order_acq_rel);
+    if (fd < 0) std::swap(fd, closing_fd_);
+    detached_ = 0;
+  }
+  lock_.unlock();
+  return fd;
 }
 
 IoCancelSlot* SharedFd::cancel_locked() noexcept {
@@ -81,15 +111,25 @@ int SharedFd::close() noexcept {
   const int fd = fd_.exchange(-1, std::memory_order_acq_rel);
   IoCancelSlot* chain = nullptr;
   bool deferred = false;
-  if (fd >= 0 && head_ != nullptr) {
+  bool detached = false;
+  if (fd >= 0 && (head_ != nullptr || detached_ > 0)) {
     // The operations still use the descriptor: for the epoll backend it is the key of their
-    // registration, and a number reused by another open must not receive their cancel.
+    // registration, and a number reused by another open must not receive their cancel (or, for
+    // a detached send not yet submitted, its bytes).
     closing_fd_ = fd;
     chain = cancel_locked();
     deferred = true;
+    detached = detached_ > 0;
+    if (detached) ++detached_;  // holds the number open for the shutdown below
   }
   lock_.unlock();
   wake_chain(chain);
+  // Detached operations have no capsule to wake; shutting the socket down ends them (a send
+  // waiting for a peer that never reads fails with EPIPE), and the last one closes the number.
+  if (detached) {
+    (void)::shutdown(fd, SHUT_RDWR);
+    leave_detached();
+  }
   if (fd < 0 || deferred) return 0;
   return ::close(fd) == 0 ? 0 : errno;
 }
@@ -97,7 +137,7 @@ int SharedFd::close() noexcept {
 int SharedFd::release() noexcept {
   lock_.lock();
   int fd = -1;
-  if (head_ == nullptr) fd = fd_.exchange(-1, std::memory_order_acq_rel);
+  if (head_ == nullptr && detached_ == 0) fd = fd_.exchange(-1, std::memory_order_acq_rel);
   lock_.unlock();
   return fd;
 }

@@ -25,7 +25,8 @@ struct IoCancelSlot {
 };
 
 // SharedFd owns a file descriptor and knows the operations in flight on it. Moving it, or
-// destroying it, requires that no operation is in flight (close() first from another capsule).
+// destroying it, requires that no operation is in flight (close() first from another capsule),
+// detached ones included (hand_over_detached() first).
 class AEM_EXPORT SharedFd {
  public:
   SharedFd() noexcept = default;
@@ -56,9 +57,23 @@ class AEM_EXPORT SharedFd {
   // last of them has left. Returns the errno of ::close (0 when there was nothing to close or
   // the close is deferred). Any thread.
   int close() noexcept;
-  // release gives up ownership and returns the descriptor, or -1 if operations are in flight
-  // (it then keeps it) or there is none. Any thread.
+  // release gives up ownership and returns the descriptor, or -1 if operations are in flight,
+  // detached ones included (it then keeps it), or there is none. Any thread.
   int release() noexcept;
+
+  // enter_detached counts one operation that no capsule waits for (a stream's detached send,
+  // net/stream.hpp) and returns the descriptor, or -1 if it is closed (nothing is counted then).
+  // While any is counted, close() defers ::close until the last leave_detached, and shuts the
+  // socket down so that a send stuck on a peer that does not read ends too. Any thread.
+  int enter_detached() noexcept;
+  // leave_detached ends what enter_detached counted; closes the descriptor if a close() waits
+  // for it. Any thread.
+  void leave_detached() noexcept;
+  // hand_over_detached gives up the descriptor — open, or closed but waiting for the counted
+  // operations — to their owner, who closes it when they are over; the count is dropped and the
+  // SharedFd is left closed. Returns -1 if there is nothing to hand over or a capsule's
+  // operation is still in flight (nothing changes then). Any thread.
+  int hand_over_detached() noexcept;
 
  private:
   // cancel_locked marks every linked slot and returns the chain of capsules to wake.
@@ -68,6 +83,7 @@ class AEM_EXPORT SharedFd {
   mutable SpinLock lock_;
   std::atomic<int> fd_{-1};
   int closing_fd_ = -1;  // closed by the last operation to leave
+  int detached_ = 0;     // enter_detached minus leave_detached
   IoCancelSlot* head_ = nullptr;
 };
 

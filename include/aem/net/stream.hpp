@@ -2,6 +2,7 @@
 // domain), the part TcpStream and UnixStream share.
 #pragma once
 
+#include <aem/event_data.hpp>
 #include <aem/export.hpp>
 #include <aem/net/address.hpp>
 #include <aem/net/socket.hpp>
@@ -13,6 +14,10 @@
 #include <sys/uio.h>
 
 namespace aem {
+
+namespace detail {
+class SendQueue;
+}  // namespace detail
 
 // Shutdown says which direction of a stream shutdown() ends.
 enum class Shutdown : std::uint8_t { read, write, both };
@@ -54,6 +59,35 @@ class AEM_EXPORT StreamSocket : public Socket {
   // Call from a capsule.
   Result<std::size_t> writev(std::span<const iovec> buffers, Deadline deadline = {});
 
+  // send queues `data` to be written after everything sent before it and returns at once,
+  // without suspending: the stream sends it from its core in the background, as a gathered
+  // write when several blocks wait, and frees each block when it is out. Meant for handlers
+  // that answer and return (on_data with Executor::keepalive): the handler's capsule goes back
+  // to the pool instead of waiting for the write. Call on a core (a capsule, or a handler),
+  // always the same one for a stream: the core of its first send().
+  // A failed send makes the stream's send error sticky: the bytes still queued are dropped and
+  // every later send() (its `data` dropped too) and flush() return that error. Do not mix with
+  // write()/write_all()/writev() while sends are queued: their bytes could overtake.
+  // close() abandons what is queued (the socket is shut down so that a send to a peer that does
+  // not read ends too); destroying the stream does not: the queued bytes still go out, then the
+  // descriptor is closed. Destroy or move-assign a stream with sends queued only on its send core,
+  // and do not move it then.
+  // Errors: the sticky error (std::errc::broken_pipe, connection_reset, …; errc::cancelled or
+  // errc::shutting_down when the runtime stopped the send), errc::invalid_argument (an empty
+  // EventData — a 0-byte one is fine and sends nothing — or another core),
+  // errc::not_in_capsule (not on a core), errc::shutting_down, errc::out_of_memory,
+  // std::errc::bad_file_descriptor once closed.
+  //
+  // Example (an echo handler that never suspends):
+  //   aem::on_data(*stream, [stream](aem::EventData bytes) { (void)stream->send(std::move(bytes)); },
+  //                {.exec = aem::Executor::keepalive});
+  Result<void> send(EventData data);
+  // flush waits until everything send() queued is written (handed to the kernel), and returns
+  // the sticky send error if there is one. Call from a capsule on the stream's send core.
+  // Errors: as send's sticky error, errc::timed_out, errc::not_in_capsule,
+  // errc::invalid_argument (another core).
+  Result<void> flush(Deadline deadline = {});
+
   // shutdown ends one or both directions (shutdown(2)): after Shutdown::write the peer reads
   // the end of the stream and may still write back. A capsule blocked in read wakes up with
   // 0 after Shutdown::read or Shutdown::both. Any thread. Errors: the errno of shutdown(2)
@@ -66,6 +100,14 @@ class AEM_EXPORT StreamSocket : public Socket {
  protected:
   StreamSocket() noexcept = default;
   explicit StreamSocket(int fd) noexcept : Socket(fd) {}
+  StreamSocket(StreamSocket&& other) noexcept;
+  StreamSocket& operator=(StreamSocket&& other) noexcept;
+  // ~StreamSocket hands the bytes still queued by send() over to the send queue, which closes
+  // the descriptor once they are out.
+  ~StreamSocket();
+
+ private:
+  detail::SendQueue* sends_ = nullptr;  // created by the first send()
 };
 
 }  // namespace aem
