@@ -70,7 +70,7 @@ class Core {
   // was handed over: a joiner on another core reads it) at the task's priority.
   void launch(CapsuleControl* capsule, TaskState* task) noexcept {
     capsule->task = task;
-    capsule->priority = task->priority;
+    capsule->priority = capsule->base_priority = task->priority;
     capsule->context.own_fp_env = task->own_fp_env;
     if (task->own_fp_env) capsule->context.fp = fp_shared(current_ != nullptr ? current_->context : scheduler_);
     // The fault handler reports this id, so the guard holds the capsule's one copy of it.
@@ -95,6 +95,15 @@ class Core {
     capsule->state = CapsuleState::ready;
     ready_.push(capsule);
   }
+  // Own and inherited priorities (runtime/priority_inheritance.cpp). Call on this core's
+  // thread, for a capsule of this core (ready, suspended or the running one). reprioritize
+  // above sets the priority a capsule is scheduled at and leaves base_priority alone, so the
+  // next restore_priority undoes it.
+  //   set_base_priority makes `p` the capsule's own priority (this_capsule::set_priority) and
+  //   reschedules it at max(p, what it inherits from the mutexes it holds).
+  //   restore_priority reschedules it at max(base_priority, what it inherits).
+  void set_base_priority(CapsuleControl& capsule, Priority p) noexcept;
+  void restore_priority(CapsuleControl& capsule) noexcept;
   // suspend parks the running capsule until someone calls make_ready / wake on it.
   void suspend() noexcept {
     CapsuleControl* self = current_;

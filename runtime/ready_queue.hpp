@@ -100,6 +100,15 @@ class ReadyQueue {
     }
   }
 
+  // count returns how many nodes wait at `level`. O(n): for metrics snapshots only.
+  std::size_t count(unsigned level) const noexcept {
+    const Fifo& fifo = levels_[level];
+    if (fifo.tail == nullptr) return 0;
+    std::size_t n = 1;
+    for (const Node* at = fifo.head; at != fifo.tail; at = at->ready_next) ++n;
+    return n;
+  }
+
   bool empty() const noexcept { return bitmap_ == 0; }
   // highest_level returns the highest non-empty level; precondition: !empty().
   unsigned highest_level() const noexcept { return highest(bitmap_); }
