@@ -36,7 +36,7 @@ Result<void> Core::init() noexcept {
   context_adopt_thread(scheduler_);
   set_guard_lookup(&running_guard);
   if (Result<void> handler = install_overflow_handler(); !handler) return handler;
-  auto backend = create_backend(config_.backend, config_.ring_entries);
+  auto backend = create_backend(config_.backend, {config_.ring_entries, config_.cq_entries});
   if (!backend) return backend.error();
   backend_ = std::move(*backend);
   wheel_.emplace(std::chrono::duration_cast<std::chrono::nanoseconds>(config_.timer_tick), Clock::now());
