@@ -10,6 +10,7 @@
 #include "runtime/capsule_control.hpp"
 #include "runtime/context.hpp"
 #include "runtime/event_table.hpp"
+#include "runtime/metrics_cell.hpp"
 #include "runtime/mpsc_queue.hpp"
 #include "runtime/ready_queue.hpp"
 
@@ -50,6 +51,16 @@ class Core {
   EventTable* events() noexcept { return events_.get(); }
   // arena is the core's event-data arena; it outlives restarts (see this_core::arena).
   BuddyArena& arena() noexcept { return *arena_; }
+  // metrics is the core's MetricsCell: its owner (this core's thread) counts there, e.g. the
+  // event table: metrics().count_activation(p) / count_delivery(p) / count_lost(p, n) /
+  // add_pending(p, ±1). Any thread may read it.
+  MetricsCell& metrics() noexcept { return metrics_; }
+  // snapshot_metrics takes, publishes and returns this core's metrics. Call on its thread.
+  CoreMetrics snapshot_metrics() noexcept;
+  // serve_metrics publishes a snapshot if a reader asked for one. Call on this core's thread.
+  void serve_metrics() noexcept {
+    if (metrics_.requested()) (void)snapshot_metrics();
+  }
   // current returns the running capsule, or nullptr in the scheduler.
   CapsuleControl* current() const noexcept { return current_; }
 
@@ -83,6 +94,7 @@ class Core {
   // table to boost a keepalive capsule by the activations queued for it (seed 3.2.2).
   void reprioritize(CapsuleControl* capsule, Priority priority) noexcept {
     if (capsule->priority == priority) return;
+    if (priority > capsule->priority) metrics_.count_priority_boost();
     if (capsule->state == CapsuleState::ready && ready_.remove(capsule)) {
       capsule->priority = priority;
       ready_.push(capsule);
@@ -265,6 +277,7 @@ class Core {
   std::atomic<int> notifiers_{0};
   alignas(64) std::atomic<std::int64_t> live_{0};  // written by this core only
   std::atomic<std::int64_t> incoming_{0};
+  MetricsCell metrics_;
   inline static thread_local Core* t_current = nullptr;
 };
 
