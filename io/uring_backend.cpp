@@ -28,6 +28,21 @@ __kernel_timespec to_timespec(std::chrono::nanoseconds d) noexcept {
   return ts;
 }
 
+// consume_cq hands every CQE now in `ring`'s CQ to `each`, then releases them to the kernel.
+// Returns how many there were. (CQEs that `each` causes to be posted wait for the next call.)
+template <typename F>
+unsigned consume_cq(io_uring& ring, F&& each) noexcept {
+  unsigned head;
+  io_uring_cqe* cqe;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring, head, cqe) {
+    ++seen;
+    each(*cqe);
+  }
+  io_uring_cq_advance(&ring, seen);
+  return seen;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noexcept {
@@ -195,14 +210,8 @@ int UringBackend::submit_prepared() noexcept {
 }
 
 unsigned UringBackend::stash() noexcept {
-  unsigned head;
-  io_uring_cqe* cqe;
-  unsigned moved = 0;
-  io_uring_for_each_cqe(&ring_, head, cqe) {
-    backlog_.push_back(*cqe);  // a rare path: allocating here costs nothing that matters
-    ++moved;
-  }
-  io_uring_cq_advance(&ring_, moved);
+  // A rare path: allocating here costs nothing that matters.
+  const unsigned moved = consume_cq(ring_, [this](const io_uring_cqe& cqe) { backlog_.push_back(cqe); });
   if (io_uring_cq_has_overflow(&ring_)) {
     ++stats_.cq_overflows;
     io_uring_get_events(&ring_);
@@ -232,15 +241,9 @@ bool UringBackend::dispatch(const io_uring_cqe& cqe) noexcept {
 }
 
 unsigned UringBackend::reap(std::size_t& delivered) noexcept {
-  unsigned head;
-  io_uring_cqe* cqe;
-  unsigned seen = 0;
-  io_uring_for_each_cqe(&ring_, head, cqe) {
-    ++seen;
-    if (dispatch(*cqe)) ++delivered;
-  }
-  io_uring_cq_advance(&ring_, seen);
-  return seen;
+  return consume_cq(ring_, [&](const io_uring_cqe& cqe) {
+    if (dispatch(cqe)) ++delivered;
+  });
 }
 
 std::size_t UringBackend::deliver() noexcept {

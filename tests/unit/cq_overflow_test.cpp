@@ -37,17 +37,12 @@ bool refuses(aem::BackendKind kind, RingSizes sizes) {
 // tiny_uring makes an io_uring backend with a 2-entry SQ and CQ, or returns nullptr (with a
 // message) where the kernel refuses io_uring or would drop completions on overflow.
 std::unique_ptr<aem::detail::Backend> tiny_uring() {
-  auto created = aem::detail::create_backend(aem::BackendKind::io_uring, RingSizes{2, 2});
-  if (!created && aem::detail::io_uring_refused(created.error())) {
-    MESSAGE("io_uring is not available here: " << created.error().message());
-    return nullptr;
-  }
-  REQUIRE(created);
-  if (!(*created)->features().cq_nodrop) {
+  auto backend = aem_test::make_backend<aem_test::UringKind>(RingSizes{2, 2});
+  if (backend && !backend->features().cq_nodrop) {
     MESSAGE("the kernel lacks IORING_FEAT_NODROP: overflowed completions would be dropped");
     return nullptr;
   }
-  return std::move(*created);
+  return backend;
 }
 
 }  // namespace

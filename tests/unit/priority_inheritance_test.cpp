@@ -45,6 +45,36 @@ std::vector<aem::Capsule<void>> spawn_mediums(Log& log, int n) {
   return mediums;
 }
 
+// record runs `scenario(log)` in a critical root capsule on one strict core and returns the log.
+template <typename F>
+Log record(F scenario) {
+  aem::Runtime rt(one_strict_core());
+  return rt.run([&] {
+    REQUIRE(aem::this_capsule::set_priority(aem::Priority::critical));
+    Log log;
+    scenario(log);
+    return log;
+  });
+}
+
+// hold_low starts the inversion's holder: a low-priority capsule that locks `mutex`, lets the
+// calling (critical) capsule go on, and runs `rest` when it is scheduled again. Returns once
+// the mutex is held. One core: the holder is done with `locked` before the caller resumes.
+template <typename F>
+aem::Capsule<void> hold_low(aem::Mutex& mutex, F rest) {
+  aem::Semaphore locked(0);
+  auto low = start(
+      [&mutex, &locked, rest = std::move(rest)]() mutable {
+        mutex.lock();
+        locked.release();
+        aem::this_capsule::yield();  // the critical caller runs and starts the others
+        rest();
+      },
+      aem::Priority::low);
+  locked.acquire();
+  return low;
+}
+
 void join_all(std::vector<aem::Capsule<void>>& capsules) {
   for (auto& c : capsules) c.join();
 }
@@ -52,27 +82,17 @@ void join_all(std::vector<aem::Capsule<void>>& capsules) {
 }  // namespace
 
 TEST_CASE("priority inheritance: a low holder runs before medium capsules while a high one waits") {
-  aem::Runtime rt(one_strict_core());
-  const Log order = rt.run([] {
-    REQUIRE(aem::this_capsule::set_priority(aem::Priority::critical));
-    Log log;
+  const Log order = record([](Log& log) {
     aem::Mutex mutex;
-    aem::Semaphore locked(0);
-    auto low = start(
-        [&] {
-          mutex.lock();
-          locked.release();
-          aem::this_capsule::yield();  // the critical root runs and starts the others
-          log.push_back("L at " + level(aem::this_capsule::priority()) + " own " +
-                        level(aem::this_capsule::base_priority()));
-          aem::this_capsule::yield();  // nobody of its inherited level is ready: it goes on
-          mutex.unlock();
-          log.push_back("L unlocked, at " + level(aem::this_capsule::priority()));
-          aem::this_capsule::yield();
-          log.push_back("L done");
-        },
-        aem::Priority::low);
-    locked.acquire();
+    auto low = hold_low(mutex, [&] {
+      log.push_back("L at " + level(aem::this_capsule::priority()) + " own " +
+                    level(aem::this_capsule::base_priority()));
+      aem::this_capsule::yield();  // nobody of its inherited level is ready: it goes on
+      mutex.unlock();
+      log.push_back("L unlocked, at " + level(aem::this_capsule::priority()));
+      aem::this_capsule::yield();
+      log.push_back("L done");
+    });
     auto mediums = spawn_mediums(log, 3);
     auto high = start(
         [&] {
@@ -85,33 +105,23 @@ TEST_CASE("priority inheritance: a low holder runs before medium capsules while 
     high.join();
     join_all(mediums);
     low.join();
-    return log;
   });
   const Log expected = {"H wants", "L at 6 own 2", "L unlocked, at 2", "H got", "M0", "M1", "M2", "L done"};
   CHECK(order == expected);
 }
 
 TEST_CASE("priority inheritance: a priority passes along a chain of mutexes and is given back") {
-  aem::Runtime rt(one_strict_core());
-  const Log order = rt.run([] {
-    REQUIRE(aem::this_capsule::set_priority(aem::Priority::critical));
-    Log log;
+  const Log order = record([](Log& log) {
     aem::Mutex first;   // held by L, wanted by X
     aem::Mutex second;  // held by X, wanted by H
     aem::Semaphore step(0);
-    auto low = start(
-        [&] {
-          first.lock();
-          step.release();
-          aem::this_capsule::yield();
-          log.push_back("L at " + level(aem::this_capsule::priority()));
-          first.unlock();
-          log.push_back("L unlocked, at " + level(aem::this_capsule::priority()));
-          aem::this_capsule::yield();
-          log.push_back("L done");
-        },
-        aem::Priority::low);
-    step.acquire();
+    auto low = hold_low(first, [&] {
+      log.push_back("L at " + level(aem::this_capsule::priority()));
+      first.unlock();
+      log.push_back("L unlocked, at " + level(aem::this_capsule::priority()));
+      aem::this_capsule::yield();
+      log.push_back("L done");
+    });
     auto middle = start(
         [&] {
           second.lock();
@@ -137,7 +147,6 @@ TEST_CASE("priority inheritance: a priority passes along a chain of mutexes and 
     middle.join();
     join_all(mediums);
     low.join();
-    return log;
   });
   const Log expected = {"H wants",        "L at 6",           "L unlocked, at 2",
                         "X got first, at 6", "X unlocked both, at 4", "H got",
@@ -147,24 +156,15 @@ TEST_CASE("priority inheritance: a priority passes along a chain of mutexes and 
 }
 
 TEST_CASE("priority inheritance: a waiter that gives up takes its priority back from the holder") {
-  aem::Runtime rt(one_strict_core());
-  const Log order = rt.run([] {
-    REQUIRE(aem::this_capsule::set_priority(aem::Priority::critical));
-    Log log;
+  const Log order = record([](Log& log) {
     aem::Mutex mutex;
-    aem::Semaphore locked(0);
     bool gave_up = false;
-    auto low = start(
-        [&] {
-          mutex.lock();
-          locked.release();
-          // Runs at high, so no medium capsule runs, until the high waiter's deadline passes.
-          while (!gave_up) aem::this_capsule::yield();
-          log.push_back("L at " + level(aem::this_capsule::priority()));
-          mutex.unlock();
-        },
-        aem::Priority::low);
-    locked.acquire();
+    auto low = hold_low(mutex, [&] {
+      // Runs at high, so no medium capsule runs, until the high waiter's deadline passes.
+      while (!gave_up) aem::this_capsule::yield();
+      log.push_back("L at " + level(aem::this_capsule::priority()));
+      mutex.unlock();
+    });
     auto mediums = spawn_mediums(log, 3);
     auto high = start(
         [&] {
@@ -177,32 +177,21 @@ TEST_CASE("priority inheritance: a waiter that gives up takes its priority back 
     high.join();
     join_all(mediums);
     low.join();
-    return log;
   });
   const Log expected = {"H wants", "H gave up", "M0", "M1", "M2", "L at 2"};
   CHECK(order == expected);
 }
 
 TEST_CASE("priority inheritance: set_priority while boosted changes the own priority, not the loan") {
-  aem::Runtime rt(one_strict_core());
-  const Log order = rt.run([] {
-    REQUIRE(aem::this_capsule::set_priority(aem::Priority::critical));
-    Log log;
+  const Log order = record([](Log& log) {
     aem::Mutex mutex;
-    aem::Semaphore locked(0);
-    auto low = start(
-        [&] {
-          mutex.lock();
-          locked.release();
-          aem::this_capsule::yield();
-          REQUIRE(aem::this_capsule::set_priority(aem::Priority{1}));
-          log.push_back("L at " + level(aem::this_capsule::priority()) + " own " +
-                        level(aem::this_capsule::base_priority()));
-          mutex.unlock();
-          log.push_back("L unlocked, at " + level(aem::this_capsule::priority()));
-        },
-        aem::Priority::low);
-    locked.acquire();
+    auto low = hold_low(mutex, [&] {
+      REQUIRE(aem::this_capsule::set_priority(aem::Priority{1}));
+      log.push_back("L at " + level(aem::this_capsule::priority()) + " own " +
+                    level(aem::this_capsule::base_priority()));
+      mutex.unlock();
+      log.push_back("L unlocked, at " + level(aem::this_capsule::priority()));
+    });
     auto high = start(
         [&] {
           mutex.lock();
@@ -212,7 +201,6 @@ TEST_CASE("priority inheritance: set_priority while boosted changes the own prio
         aem::Priority::high);
     high.join();
     low.join();
-    return log;
   });
   const Log expected = {"L at 6 own 1", "L unlocked, at 1", "H got"};
   CHECK(order == expected);
