@@ -31,8 +31,10 @@ class UringBackend final : public Backend {
   void wake(Backend* sender) noexcept override;
   std::size_t in_flight() const noexcept override { return in_flight_; }
   void cancel_all() noexcept override;
+  // has_work needs no look at backlog_: a stashed completion of an operation keeps it in
+  // flight until delivered, and wait() delivers the backlog before it would sleep.
   bool has_work() const noexcept override {
-    return in_flight_ > 0 || io_uring_sq_ready(const_cast<io_uring*>(&ring_)) > 0 || !backlog_.empty();
+    return in_flight_ > 0 || io_uring_sq_ready(const_cast<io_uring*>(&ring_)) > 0;
   }
 
   void submit(const IoRequest& request, Completion* completion, const __kernel_timespec* deadline) noexcept override;
