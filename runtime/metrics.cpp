@@ -28,13 +28,13 @@ constexpr std::uint64_t CoreMetrics::* kPublishedFields[] = {
     &CoreMetrics::receive_buffers,  &CoreMetrics::receive_buffers_missing,
 };
 
-// wait_served waits until `cell` has served `ticket` or stopped serving. In a capsule it lets
-// the capsule's core run meanwhile, and answers that core's own requests itself: two capsules
-// on two cores reading each other's cores would otherwise wait for each other.
+// wait_served waits until `cell` has served `ticket` or stopped serving. On a core (`own`) it
+// answers that core's own requests meanwhile (two cores reading each other would otherwise
+// wait for each other), and in a capsule it lets the core's other capsules run.
 void wait_served(const MetricsCell& cell, std::uint64_t ticket, Core* own) {
   for (unsigned spins = 0; !cell.served(ticket) && cell.serving(); ++spins) {
+    if (own != nullptr) own->serve_metrics();  // also from an inline handler, on the dispatcher
     if (own != nullptr && own->current() != nullptr) {
-      own->serve_metrics();
       this_capsule::yield();
       std::this_thread::yield();
     } else if (spins < 64) {
