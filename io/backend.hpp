@@ -72,6 +72,22 @@ struct BackendFeatures {
   bool coop_taskrun = false;
   bool msg_ring = false;
   bool ext_arg = false;  // wait with a timeout without a timeout SQE
+  bool cq_nodrop = false;  // completions that find the CQ full wait in the kernel (FEAT_NODROP)
+};
+
+// RingSizes are the io_uring queue sizes a backend is made with (Config::ring_entries and
+// Config::cq_entries; cq 0 is the kernel's default of twice sq).
+struct RingSizes {
+  unsigned sq = 256;
+  unsigned cq = 0;
+  RingSizes(unsigned sq_entries = 256, unsigned cq_entries = 0) noexcept : sq(sq_entries), cq(cq_entries) {}
+};
+
+// BackendStats counts what a backend did to keep its completion contract under pressure.
+struct BackendStats {
+  std::uint64_t cq_overflows = 0;  // times completions were found waiting in the kernel for CQ room
+  std::uint64_t cq_dropped = 0;    // completions the kernel could not keep (no FEAT_NODROP, or no memory)
+  std::uint64_t submit_busy = 0;   // submissions refused with -EBUSY until the CQ was emptied
 };
 
 class Backend {
@@ -83,6 +99,9 @@ class Backend {
   // name returns "io_uring" or "epoll".
   virtual const char* name() const noexcept = 0;
   virtual const BackendFeatures& features() const noexcept = 0;
+  // stats returns the backend's counters (all zero for a backend without a completion queue).
+  // Call on the core's thread.
+  virtual BackendStats stats() const noexcept { return {}; }
 
   // submit starts `request`; its completions go to `completion`. With a `deadline` (absolute,
   // CLOCK_MONOTONIC = the steady clock; it must stay valid until the final completion) an

@@ -28,9 +28,24 @@ __kernel_timespec to_timespec(std::chrono::nanoseconds d) noexcept {
   return ts;
 }
 
+// consume_cq hands every CQE now in `ring`'s CQ to `each`, then releases them to the kernel.
+// Returns how many there were. (CQEs that `each` causes to be posted wait for the next call.)
+template <typename F>
+unsigned consume_cq(io_uring& ring, F&& each) noexcept {
+  unsigned head;
+  io_uring_cqe* cqe;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring, head, cqe) {
+    ++seen;
+    each(*cqe);
+  }
+  io_uring_cq_advance(&ring, seen);
+  return seen;
+}
+
 }  // namespace
 
-Result<std::unique_ptr<UringBackend>> UringBackend::create(unsigned entries) noexcept {
+Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noexcept {
   std::unique_ptr<UringBackend> backend(new (std::nothrow) UringBackend());
   if (!backend) return make_error_code(errc::out_of_memory);
 
@@ -51,10 +66,15 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(unsigned entries) noe
   for (const Attempt& attempt : attempts) {
     io_uring_params params{};
     params.flags = attempt.flags;
-    rc = io_uring_queue_init_params(entries, &backend->ring_, &params);
+    if (sizes.cq != 0) {
+      params.flags |= IORING_SETUP_CQSIZE;
+      params.cq_entries = sizes.cq;
+    }
+    rc = io_uring_queue_init_params(sizes.sq, &backend->ring_, &params);
     if (rc == 0) {
       backend->features_ = attempt.features;
       backend->features_.ext_arg = (params.features & IORING_FEAT_EXT_ARG) != 0;
+      backend->features_.cq_nodrop = (params.features & IORING_FEAT_NODROP) != 0;
       break;
     }
     if (rc != -EINVAL) break;  // ENOSYS / EPERM / ENOMEM: no flag set will help
@@ -70,7 +90,7 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(unsigned entries) noe
   backend->eventfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (backend->eventfd_ < 0) return errno_code(errno);
   backend->arm_eventfd();
-  io_uring_submit(&backend->ring_);
+  backend->submit_prepared();
   return backend;
 }
 
@@ -82,7 +102,7 @@ UringBackend::~UringBackend() {
 io_uring_sqe* UringBackend::sqe() noexcept {
   io_uring_sqe* entry = io_uring_get_sqe(&ring_);
   while (entry == nullptr) {
-    io_uring_submit(&ring_);
+    submit_prepared();
     entry = io_uring_get_sqe(&ring_);
   }
   return entry;
@@ -99,7 +119,7 @@ void UringBackend::submit(const IoRequest& request, Completion* completion,
                           const __kernel_timespec* deadline) noexcept {
   // An operation and its linked timeout must go to the kernel in one submission: a chain
   // split across two would leave the operation without its deadline.
-  if (deadline != nullptr && io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);
+  if (deadline != nullptr && io_uring_sq_space_left(&ring_) < 2) submit_prepared();
   io_uring_sqe* entry = sqe();
   const auto length = static_cast<unsigned>(request.length);
   switch (request.opcode) {
@@ -169,33 +189,82 @@ void UringBackend::arm_eventfd() noexcept {
   eventfd_armed_ = true;
 }
 
+BackendStats UringBackend::stats() const noexcept {
+  BackendStats stats = stats_;
+  // The kernel counts what it had to drop (only without FEAT_NODROP, or out of memory).
+  stats.cq_dropped = IO_URING_READ_ONCE(*ring_.cq.koverflow);
+  return stats;
+}
+
+int UringBackend::submit_prepared() noexcept {
+  int rc = io_uring_submit(&ring_);
+  // Kernels before 5.19 refuse submissions while overflowed CQEs wait for room. A bound keeps a
+  // refusal that emptying the CQ does not cure from spinning: the SQEs stay queued and go with
+  // the next submission.
+  for (unsigned tries = 0; rc == -EBUSY && tries < 8; ++tries) {
+    ++stats_.submit_busy;
+    if (stash() == 0 && !io_uring_cq_has_overflow(&ring_)) break;
+    rc = io_uring_submit(&ring_);
+  }
+  return rc;
+}
+
+unsigned UringBackend::stash() noexcept {
+  // A rare path: allocating here costs nothing that matters.
+  const unsigned moved = consume_cq(ring_, [this](const io_uring_cqe& cqe) { backlog_.push_back(cqe); });
+  if (io_uring_cq_has_overflow(&ring_)) {
+    ++stats_.cq_overflows;
+    io_uring_get_events(&ring_);
+  }
+  return moved;
+}
+
+bool UringBackend::dispatch(const io_uring_cqe& cqe) noexcept {
+  const std::uint64_t user_data = cqe.user_data;
+  if (is_tag(user_data)) {
+    if (user_data == kEventfdTag) {
+      eventfd_armed_ = false;
+    } else if ((user_data & 7u) == kWakeFailedTag) {
+      reinterpret_cast<UringBackend*>(static_cast<std::uintptr_t>(user_data & ~std::uint64_t{7}))->wake(nullptr);
+    }
+    return false;
+  }
+  const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+  if (!more) --in_flight_;
+  std::uint32_t flags = more ? kCompletionMore : 0;
+  if ((cqe.flags & IORING_CQE_F_BUFFER) != 0) {
+    flags |= kCompletionBuffer | ((cqe.flags >> IORING_CQE_BUFFER_SHIFT) << kCompletionBufferShift);
+  }
+  auto* completion = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(user_data));
+  completion->complete(completion, cqe.res, flags);
+  return true;
+}
+
+unsigned UringBackend::reap(std::size_t& delivered) noexcept {
+  return consume_cq(ring_, [&](const io_uring_cqe& cqe) {
+    if (dispatch(cqe)) ++delivered;
+  });
+}
+
 std::size_t UringBackend::deliver() noexcept {
   std::size_t delivered = 0;
-  unsigned head;
-  io_uring_cqe* cqe;
-  unsigned seen = 0;
-  io_uring_for_each_cqe(&ring_, head, cqe) {
-    ++seen;
-    const std::uint64_t user_data = cqe->user_data;
-    if (is_tag(user_data)) {
-      if (user_data == kEventfdTag) {
-        eventfd_armed_ = false;
-      } else if ((user_data & 7u) == kWakeFailedTag) {
-        reinterpret_cast<UringBackend*>(static_cast<std::uintptr_t>(user_data & ~std::uint64_t{7}))->wake(nullptr);
-      }
-      continue;
+  if (!backlog_.empty()) {
+    // A completion may submit, and a submission may stash more: deliver by index, in order.
+    for (std::size_t i = 0; i < backlog_.size(); ++i) {
+      const io_uring_cqe entry = backlog_[i];  // a copy: a stash may grow the vector meanwhile
+      if (dispatch(entry)) ++delivered;
     }
-    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
-    if (!more) --in_flight_;
-    std::uint32_t flags = more ? kCompletionMore : 0;
-    if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) {
-      flags |= kCompletionBuffer | ((cqe->flags >> IORING_CQE_BUFFER_SHIFT) << kCompletionBufferShift);
-    }
-    auto* completion = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(user_data));
-    completion->complete(completion, cqe->res, flags);
-    ++delivered;
+    backlog_.clear();
   }
-  io_uring_cq_advance(&ring_, seen);
+  reap(delivered);
+  // With FEAT_NODROP the kernel keeps what found the CQ full and says so in the SQ flags; it
+  // moves them into the CQ when asked for events. Emptying the CQ made room: fetch them, and
+  // repeat until none is left (or the kernel moves none: then the next turn tries again).
+  while (io_uring_cq_has_overflow(&ring_)) {
+    ++stats_.cq_overflows;
+    io_uring_get_events(&ring_);
+    if (reap(delivered) == 0) break;
+  }
   if (!eventfd_armed_) arm_eventfd();
   return delivered;
 }
@@ -205,12 +274,13 @@ std::size_t UringBackend::poll() noexcept {
     // Deferred task work only runs when we enter the kernel asking for events.
     io_uring_submit_and_get_events(&ring_);
   } else {
-    io_uring_submit(&ring_);
+    submit_prepared();
   }
   return deliver();
 }
 
 std::size_t UringBackend::wait(TimePoint deadline) noexcept {
+  if (!backlog_.empty()) return poll();  // completions are waiting already: do not sleep
   io_uring_cqe* cqe = nullptr;
   if (deadline == TimePoint::max()) {
     io_uring_submit_and_wait(&ring_, 1);
@@ -228,7 +298,7 @@ void UringBackend::wake(Backend* sender) noexcept {
     io_uring_prep_msg_ring(entry, ring_.ring_fd, 0, kWakeTag, 0);
     io_uring_sqe_set_data64(entry, reinterpret_cast<std::uintptr_t>(this) | kWakeFailedTag);
     entry->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    io_uring_submit(&from->ring_);
+    from->submit_prepared();
     return;
   }
   const std::uint64_t one = 1;
@@ -240,7 +310,7 @@ void UringBackend::cancel_all() noexcept {
   io_uring_sqe* entry = sqe();
   io_uring_prep_cancel(entry, nullptr, IORING_ASYNC_CANCEL_ANY);
   io_uring_sqe_set_data64(entry, kIgnoreTag);
-  io_uring_submit(&ring_);
+  submit_prepared();
 }
 
 }  // namespace aem::detail

@@ -8,25 +8,31 @@
 #include <liburing.h>
 
 #include <memory>
+#include <vector>
 
 namespace aem::detail {
 
 class UringBackend final : public Backend {
  public:
-  // create sets up a ring of `entries` on the calling thread, asking for SINGLE_ISSUER +
-  // DEFER_TASKRUN + COOP_TASKRUN and downgrading step by step to what the kernel accepts.
+  // create sets up a ring of `sizes` (validated by the caller: see validate_ring_sizes) on the
+  // calling thread, asking for SINGLE_ISSUER + DEFER_TASKRUN + COOP_TASKRUN and downgrading
+  // step by step to what the kernel accepts.
   // Errors: the errno of io_uring_setup (ENOSYS, EPERM under seccomp or
-  // kernel.io_uring_disabled, ENOMEM for locked memory) or of eventfd.
-  static Result<std::unique_ptr<UringBackend>> create(unsigned entries) noexcept;
+  // kernel.io_uring_disabled, ENOMEM for locked memory, EINVAL for sizes it refuses) or of
+  // eventfd.
+  static Result<std::unique_ptr<UringBackend>> create(RingSizes sizes) noexcept;
   ~UringBackend() override;
 
   const char* name() const noexcept override { return "io_uring"; }
   const BackendFeatures& features() const noexcept override { return features_; }
+  BackendStats stats() const noexcept override;
   std::size_t poll() noexcept override;
   std::size_t wait(TimePoint deadline) noexcept override;
   void wake(Backend* sender) noexcept override;
   std::size_t in_flight() const noexcept override { return in_flight_; }
   void cancel_all() noexcept override;
+  // has_work needs no look at backlog_: a stashed completion of an operation keeps it in
+  // flight until delivered, and wait() delivers the backlog before it would sleep.
   bool has_work() const noexcept override {
     return in_flight_ > 0 || io_uring_sq_ready(const_cast<io_uring*>(&ring_)) > 0;
   }
@@ -52,7 +58,20 @@ class UringBackend final : public Backend {
 
  private:
   UringBackend() = default;
+  // submit_prepared submits the SQ, and while the kernel refuses with -EBUSY (a CQ overflow it
+  // cannot flush) moves the CQ's entries to backlog_ to make room, so a submission never waits
+  // on a reap that only poll()/wait() may do. Returns io_uring_submit's result.
+  int submit_prepared() noexcept;
+  // stash moves every CQE in the CQ to backlog_ and asks the kernel to flush what overflowed.
+  // Returns how many it moved.
+  unsigned stash() noexcept;
+  // deliver hands the backlog, then the CQ, to their completions; while the kernel holds
+  // overflowed completions (IORING_SQ_CQ_OVERFLOW) it fetches them and goes on.
   std::size_t deliver() noexcept;
+  // reap delivers the entries now in the CQ and returns how many it consumed.
+  unsigned reap(std::size_t& delivered) noexcept;
+  // dispatch delivers one CQE: to its Completion, or to the tag it carries.
+  bool dispatch(const io_uring_cqe& cqe) noexcept;
   void arm_eventfd() noexcept;
 
   io_uring ring_{};
@@ -62,6 +81,10 @@ class UringBackend final : public Backend {
   int eventfd_ = -1;
   std::uint64_t eventfd_value_ = 0;
   bool eventfd_armed_ = false;
+  BackendStats stats_;
+  // backlog_ holds CQEs taken out of a full CQ while submitting (see submit_prepared), for
+  // the next deliver(): completions are only delivered from poll() and wait().
+  std::vector<io_uring_cqe> backlog_;
 };
 
 }  // namespace aem::detail

@@ -14,6 +14,10 @@
 #include <cstddef>
 #include <cstdint>
 
+namespace aem {
+class Mutex;
+}
+
 namespace aem::detail {
 
 class Core;
@@ -42,8 +46,11 @@ inline constexpr std::size_t kFrameBytes = 448;
 struct CapsuleControl {
   Context context;
   CapsuleControl* ready_next = nullptr;  // ready queue or pool free list
+  // priority is the effective priority, the one the ready queue orders by: base_priority, or
+  // higher while a capsule of the same core waits for a Mutex this one holds (inheritance).
   Priority priority = Priority::normal;
   CapsuleState state = CapsuleState::pooled;
+  Priority base_priority = Priority::normal;  // its own: spawn's, or this_capsule::set_priority's
   Core* core = nullptr;
   TaskState* task = nullptr;
   Waiter* waiter = nullptr;  // the interruptible wait it is suspended in, if any
@@ -52,6 +59,10 @@ struct CapsuleControl {
   StackMapping stack;
   GuardWatch guard;  // guard.capsule_id is the capsule's id (this_capsule::id)
   CapsuleControl* all_next = nullptr;  // every capsule of the core, for teardown
+  // Priority inheritance (runtime/priority_inheritance.cpp), touched only on the capsule's
+  // core: the mutexes it holds (linked through the Mutex) and the one it waits for.
+  Mutex* held_mutexes = nullptr;
+  Mutex* blocked_on = nullptr;
   alignas(std::max_align_t) unsigned char frame[kFrameBytes];
 };
 

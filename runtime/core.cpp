@@ -36,7 +36,7 @@ Result<void> Core::init() noexcept {
   context_adopt_thread(scheduler_);
   set_guard_lookup(&running_guard);
   if (Result<void> handler = install_overflow_handler(); !handler) return handler;
-  auto backend = create_backend(config_.backend, config_.ring_entries);
+  auto backend = create_backend(config_.backend, {config_.ring_entries, config_.cq_entries});
   if (!backend) return backend.error();
   backend_ = std::move(*backend);
   wheel_.emplace(std::chrono::duration_cast<std::chrono::nanoseconds>(config_.timer_tick), Clock::now());
@@ -47,6 +47,7 @@ Result<void> Core::init() noexcept {
   if (initial > 0) {
     if (Result<void> grown = grow_pool(initial); !grown) return grown;
   }
+  (void)snapshot_metrics();  // readers see the fresh pool before the loop answers them
   return {};
 }
 
@@ -307,16 +308,21 @@ void Core::idle() noexcept {
   }
   sleeping_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!mailbox_.empty() || runtime_.stopping() != stop_seen_ || can_exit()) {
+  if (!mailbox_.empty() || metrics_.requested() || runtime_.stopping() != stop_seen_ || can_exit()) {
     sleeping_.store(false, std::memory_order_relaxed);
     return;
   }
+  const TimePoint slept = Clock::now();
   backend_->wait(deadline);
+  metrics_.add_idle(Clock::now() - slept);
   sleeping_.store(false, std::memory_order_relaxed);
 }
 
 void Core::loop() noexcept {
+  metrics_.set_serving(true);
   for (;;) {
+    metrics_.count_loop_turn();
+    serve_metrics();
     // Timers first: switching hands control back here early when one is due (timers_due).
     expire_timers();
     drain_mail();
@@ -334,6 +340,8 @@ void Core::loop() noexcept {
     }
     idle();
   }
+  (void)snapshot_metrics();  // the last word, for readers after the stop
+  metrics_.set_serving(false);
 }
 
 void Core::teardown() noexcept {

@@ -10,6 +10,7 @@
 #include "runtime/capsule_control.hpp"
 #include "runtime/context.hpp"
 #include "runtime/event_table.hpp"
+#include "runtime/metrics_cell.hpp"
 #include "runtime/mpsc_queue.hpp"
 #include "runtime/ready_queue.hpp"
 
@@ -50,6 +51,16 @@ class Core {
   EventTable* events() noexcept { return events_.get(); }
   // arena is the core's event-data arena; it outlives restarts (see this_core::arena).
   BuddyArena& arena() noexcept { return *arena_; }
+  // metrics is the core's MetricsCell: its owner (this core's thread) counts there, e.g. the
+  // event table: metrics().count_activation(p) / count_delivery(p) / count_lost(p, n) /
+  // add_pending(p, ±1). Any thread may read it.
+  MetricsCell& metrics() noexcept { return metrics_; }
+  // snapshot_metrics takes, publishes and returns this core's metrics. Call on its thread.
+  CoreMetrics snapshot_metrics() noexcept;
+  // serve_metrics publishes a snapshot if a reader asked for one. Call on this core's thread.
+  void serve_metrics() noexcept {
+    if (metrics_.requested()) (void)snapshot_metrics();
+  }
   // current returns the running capsule, or nullptr in the scheduler.
   CapsuleControl* current() const noexcept { return current_; }
 
@@ -70,7 +81,7 @@ class Core {
   // was handed over: a joiner on another core reads it) at the task's priority.
   void launch(CapsuleControl* capsule, TaskState* task) noexcept {
     capsule->task = task;
-    capsule->priority = task->priority;
+    capsule->priority = capsule->base_priority = task->priority;
     capsule->context.own_fp_env = task->own_fp_env;
     if (task->own_fp_env) capsule->context.fp = fp_shared(current_ != nullptr ? current_->context : scheduler_);
     // The fault handler reports this id, so the guard holds the capsule's one copy of it.
@@ -83,6 +94,7 @@ class Core {
   // table to boost a keepalive capsule by the activations queued for it (seed 3.2.2).
   void reprioritize(CapsuleControl* capsule, Priority priority) noexcept {
     if (capsule->priority == priority) return;
+    if (priority > capsule->priority) metrics_.count_priority_boost();
     if (capsule->state == CapsuleState::ready && ready_.remove(capsule)) {
       capsule->priority = priority;
       ready_.push(capsule);
@@ -95,6 +107,15 @@ class Core {
     capsule->state = CapsuleState::ready;
     ready_.push(capsule);
   }
+  // Own and inherited priorities (runtime/priority_inheritance.cpp). Call on this core's
+  // thread, for a capsule of this core (ready, suspended or the running one). reprioritize
+  // above sets the priority a capsule is scheduled at and leaves base_priority alone, so the
+  // next restore_priority undoes it.
+  //   set_base_priority makes `p` the capsule's own priority (this_capsule::set_priority) and
+  //   reschedules it at max(p, what it inherits from the mutexes it holds).
+  //   restore_priority reschedules it at max(base_priority, what it inherits).
+  void set_base_priority(CapsuleControl& capsule, Priority p) noexcept;
+  void restore_priority(CapsuleControl& capsule) noexcept;
   // suspend parks the running capsule until someone calls make_ready / wake on it.
   void suspend() noexcept {
     CapsuleControl* self = current_;
@@ -256,6 +277,7 @@ class Core {
   std::atomic<int> notifiers_{0};
   alignas(64) std::atomic<std::int64_t> live_{0};  // written by this core only
   std::atomic<std::int64_t> incoming_{0};
+  MetricsCell metrics_;
   inline static thread_local Core* t_current = nullptr;
 };
 

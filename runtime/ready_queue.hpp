@@ -47,15 +47,7 @@ class ReadyQueue {
       level = highest(at_or_below_cursor != 0 ? at_or_below_cursor : lower);
       cursor_ = level == 0 ? kPriorityLevels - 1 : level - 1;
     }
-    Fifo& fifo = levels_[level];
-    Node* node = fifo.head;
-    if (node == fifo.tail) {
-      fifo.tail = nullptr;
-      bitmap_ &= ~(1u << level);
-    } else {
-      fifo.head = node->ready_next;
-    }
-    return node;
+    return take_head(level);
   }
 
   // exchange_only is push(node) followed by pop() for the case where the queue holds exactly
@@ -82,12 +74,7 @@ class ReadyQueue {
     for (Node* at = fifo.head;; at = at->ready_next) {
       if (at == node) {
         if (prev == nullptr) {
-          if (node == fifo.tail) {
-            fifo.tail = nullptr;
-            bitmap_ &= ~(1u << level);
-          } else {
-            fifo.head = node->ready_next;
-          }
+          (void)take_head(level);
         } else if (node == fifo.tail) {
           fifo.tail = prev;
         } else {
@@ -100,6 +87,15 @@ class ReadyQueue {
     }
   }
 
+  // count returns how many nodes wait at `level`. O(n): for metrics snapshots only.
+  std::size_t count(unsigned level) const noexcept {
+    const Fifo& fifo = levels_[level];
+    if (fifo.tail == nullptr) return 0;
+    std::size_t n = 1;
+    for (const Node* at = fifo.head; at != fifo.tail; at = at->ready_next) ++n;
+    return n;
+  }
+
   bool empty() const noexcept { return bitmap_ == 0; }
   // highest_level returns the highest non-empty level; precondition: !empty().
   unsigned highest_level() const noexcept { return highest(bitmap_); }
@@ -110,6 +106,18 @@ class ReadyQueue {
     Node* head = nullptr;
     Node* tail = nullptr;
   };
+  // take_head unlinks and returns the head of non-empty `level`.
+  [[gnu::always_inline]] Node* take_head(unsigned level) noexcept {
+    Fifo& fifo = levels_[level];
+    Node* node = fifo.head;
+    if (node == fifo.tail) {
+      fifo.tail = nullptr;
+      bitmap_ &= ~(1u << level);
+    } else {
+      fifo.head = node->ready_next;
+    }
+    return node;
+  }
   static unsigned highest(std::uint32_t bits) noexcept { return 31u - static_cast<unsigned>(std::countl_zero(bits)); }
 
   Fifo levels_[kPriorityLevels];

@@ -306,13 +306,18 @@ Result<void> set_priority(Priority p) {
   detail::CapsuleControl* self = detail::running_capsule();
   if (self == nullptr) return make_error_code(errc::not_in_capsule);
   if (!is_valid(p)) return make_error_code(errc::invalid_argument);
-  self->priority = p;
+  self->core->set_base_priority(*self, p);
   return {};
 }
 
 Priority priority() noexcept {
   detail::CapsuleControl* self = detail::running_capsule();
   return self != nullptr ? self->priority : Priority::normal;
+}
+
+Priority base_priority() noexcept {
+  detail::CapsuleControl* self = detail::running_capsule();
+  return self != nullptr ? self->base_priority : Priority::normal;
 }
 
 CapsuleId id() noexcept {

@@ -19,6 +19,7 @@
 //    A waiter still linked removes itself and reports timed_out (or unwinds on shutdown).
 // So a resource is never lost, duplicated or given to a capsule that has stopped waiting for it.
 #include "runtime/core.hpp"
+#include "runtime/priority_inheritance.hpp"
 
 #include <aem/capsule.hpp>
 #include <aem/channel.hpp>
@@ -109,13 +110,24 @@ bool popped_after_wait(detail::SpinLock& guard, detail::WaitList& list, Waiter& 
   return true;
 }
 
-// settle turns the end of a wait into the primitive's result: success when the resource was
+// handed_over tells whether a wait that ended for `reason` got the resource.
+bool handed_over(WakeReason reason, detail::SpinLock& guard, detail::WaitList& list, Waiter& waiter,
+                 const Handoff& handoff) noexcept {
+  return reason == WakeReason::notified || popped_after_wait(guard, list, waiter, handoff);
+}
+
+// outcome turns the end of a wait into the primitive's result: success when the resource was
 // handed over, else timed_out, or an unwind on shutdown.
-Result<void> settle(WakeReason reason, detail::SpinLock& guard, detail::WaitList& list, Waiter& waiter,
-                    const Handoff& handoff) {
-  if (reason == WakeReason::notified || popped_after_wait(guard, list, waiter, handoff)) return {};
+Result<void> outcome(bool handed, WakeReason reason) {
+  if (handed) return {};
   if (reason == WakeReason::interrupted) detail::throw_forced_unwind();
   return errc::timed_out;
+}
+
+// settle is outcome(handed_over(...)) for the primitives that do nothing in between.
+Result<void> settle(WakeReason reason, detail::SpinLock& guard, detail::WaitList& list, Waiter& waiter,
+                    const Handoff& handoff) {
+  return outcome(handed_over(reason, guard, list, waiter, handoff), reason);
 }
 
 }  // namespace
@@ -127,7 +139,9 @@ void Mutex::lock() { (void)lock_until(Deadline::never()); }
 Result<void> Mutex::lock(Deadline deadline) { return lock_until(deadline); }
 
 Result<void> Mutex::lock_until(Deadline deadline) {
+  using detail::PriorityInheritance;
   Waiter waiter;  // throws errc::not_in_capsule on a plain thread
+  auto& self = *static_cast<detail::CapsuleControl*>(waiter.capsule);
   Handoff handoff;
   waiter.slot = &handoff;
   guard_.lock();
@@ -135,26 +149,38 @@ Result<void> Mutex::lock_until(Deadline deadline) {
     locked_ = true;
     owner_ = waiter.capsule;
     guard_.unlock();
+    PriorityInheritance::held(self, *this);
     return {};
   }
   waiters_.push_back(&waiter);
+  void* const holder = owner_;
   guard_.unlock();
+  PriorityInheritance::blocked(self, *this, holder);
+  const WakeReason reason = waiter.wait(deadline);
   // Handed over means unlock() made us the owner already (owner_ set by the unlocker).
-  return settle(waiter.wait(deadline), guard_, waiters_, waiter, handoff);
+  const bool owned = handed_over(reason, guard_, waiters_, waiter, handoff);
+  PriorityInheritance::unblocked(self, *this, owned);
+  return outcome(owned, reason);
 }
 
 bool Mutex::try_lock() noexcept {
+  auto* self = static_cast<detail::CapsuleControl*>(current_capsule());
   guard_.lock();
   const bool acquired = !locked_;
   if (acquired) {
     locked_ = true;
-    owner_ = current_capsule();
+    owner_ = self;
   }
   guard_.unlock();
+  if (acquired && self != nullptr) detail::PriorityInheritance::held(*self, *this);
   return acquired;
 }
 
 void Mutex::unlock() noexcept {
+  // The caller holds the mutex, so nobody else writes owner_ now. Its link in the caller's list
+  // of held mutexes is let go of before the next owner may take it over.
+  auto* self = static_cast<detail::CapsuleControl*>(owner_);
+  if (self != nullptr) detail::PriorityInheritance::released(*self, *this);
   guard_.lock();
   Waiter* next = waiters_.pop_front();
   if (next != nullptr) {
@@ -164,6 +190,8 @@ void Mutex::unlock() noexcept {
     owner_ = nullptr;
   }
   guard_.unlock();
+  // Back to its own priority, or to what waiters of the mutexes it still holds lend it.
+  if (self != nullptr && self->priority != self->base_priority) self->core->restore_priority(*self);
   if (next != nullptr) wake(next);
 }
 

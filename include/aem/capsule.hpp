@@ -149,12 +149,18 @@ void sleep_for(std::chrono::duration<Rep, Period> d) {
   sleep_until(Deadline(d).time_point());
 }
 
-// set_priority changes the calling capsule's priority from its next suspension on.
-// Errors: errc::invalid_argument, errc::not_in_capsule.
+// set_priority changes the calling capsule's own priority from its next suspension on; while
+// it holds an aem::Mutex that a capsule of higher priority waits for, it runs at least at that
+// priority all the same (see Mutex). Errors: errc::invalid_argument, errc::not_in_capsule.
 AEM_EXPORT Result<void> set_priority(Priority p);
 
-// priority returns the calling capsule's priority (Priority::normal on a plain thread).
+// priority returns the priority the calling capsule is scheduled at: its own, or higher while
+// it inherits one through a Mutex it holds (Priority::normal on a plain thread).
 AEM_EXPORT Priority priority() noexcept;
+
+// base_priority returns the calling capsule's own priority, the one spawn or set_priority gave
+// it, whatever it inherits (Priority::normal on a plain thread).
+AEM_EXPORT Priority base_priority() noexcept;
 
 // id returns the calling capsule's id, or 0 on a plain thread.
 AEM_EXPORT CapsuleId id() noexcept;

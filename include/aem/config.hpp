@@ -24,6 +24,11 @@ enum class BackendKind : std::uint8_t {
   epoll,
 };
 
+// kMaxRingEntries and kMaxCqEntries bound Config::ring_entries and Config::cq_entries (the
+// kernel's IORING_MAX_ENTRIES and IORING_MAX_CQ_ENTRIES).
+inline constexpr unsigned kMaxRingEntries = 32768;
+inline constexpr unsigned kMaxCqEntries = 2 * kMaxRingEntries;
+
 // Config holds a Runtime's settings; every field has a usable default.
 //
 // Example:
@@ -65,9 +70,19 @@ struct Config {
   // power of two, at most 32768.
   unsigned recv_buffers = 256;
   std::size_t recv_buffer_size = 4096;
-  // ring_entries is the submission queue size of each core's io_uring (a power of two);
-  // the epoll backend has no such bound.
+  // ring_entries is the submission queue size of each core's io_uring: a power of two, 1 to
+  // 32768 (kMaxRingEntries). More prepared operations than that are submitted in several system
+  // calls of one loop turn.
   unsigned ring_entries = 256;
+  // cq_entries is the completion queue size of each core's io_uring: 0 (the kernel's default,
+  // twice ring_entries) or a power of two from ring_entries to 65536 (kMaxCqEntries).
+  // Completions that find the queue full are not lost: the kernel keeps them
+  // (IORING_FEAT_NODROP) and the core fetches them on its next turn, counting an overflow in
+  // CoreMetrics::cq_overflows; a larger queue only saves those extra system calls.
+  // The epoll backend has no rings, but refuses the values io_uring would refuse, so a Config
+  // means the same on either backend. Runtime::start / run fail with errc::invalid_argument
+  // on a bad size.
+  unsigned cq_entries = 0;
   BackendKind backend = BackendKind::automatic;
 };
 

@@ -8,6 +8,12 @@
 
 namespace aem {
 
+class Mutex;
+
+namespace detail {
+struct PriorityInheritance;
+}  // namespace detail
+
 // Mutex is a mutual-exclusion lock for capsules. A capsule that finds it held is suspended
 // (its core runs other capsules meanwhile), never its thread. Capsules on different cores may
 // share one Mutex.
@@ -16,6 +22,14 @@ namespace aem {
 // them; the lock is never free in between, so a capsule calling lock() cannot barge ahead of the
 // queue and no waiter starves. If that waiter's deadline passes at the very moment it is handed
 // the mutex, the hand-off wins: its lock() succeeds (never two owners, never an orphaned lock).
+//
+// Priority inheritance: while a capsule waits for the mutex, the capsule holding it runs at
+// least at the waiter's priority (this_capsule::priority() shows it), and so, transitively, does
+// the holder of a mutex that holder waits for; each drops back to its own priority
+// (this_capsule::base_priority()) when it unlocks, keeping what waiters of other mutexes it
+// still holds lend it. So a low-priority holder is not kept from unlocking by capsules of
+// middling priority while a high-priority capsule waits. Priorities order the capsules of one
+// core, so only waiters on the holder's own core lend it theirs.
 //
 // Mutex meets the Lockable requirements, so std::lock_guard, std::unique_lock and std::scoped_lock
 // work with it (and aem::CondVar waits on a std::unique_lock<aem::Mutex>). It is not recursive.
@@ -62,6 +76,7 @@ class Mutex {
   AEM_EXPORT void unlock() noexcept;
 
  private:
+  friend struct detail::PriorityInheritance;
   Result<void> lock_until(Deadline deadline);
 
   detail::SpinLock guard_;  // guards everything below
@@ -70,6 +85,8 @@ class Mutex {
   // when it is free or held by a plain thread (try_lock). Kept for priority inheritance.
   void* owner_ = nullptr;
   detail::WaitList waiters_;
+  // held_next_ links the mutexes the owning capsule holds; only the owner's core touches it.
+  Mutex* held_next_ = nullptr;
 };
 
 }  // namespace aem

@@ -7,6 +7,7 @@
 #include <aem/detail/task.hpp>
 #include <aem/error.hpp>
 #include <aem/export.hpp>
+#include <aem/metrics.hpp>
 #include <aem/result.hpp>
 
 #include <future>
@@ -15,6 +16,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace aem {
 
@@ -116,6 +118,13 @@ class AEM_EXPORT Runtime {
   // Config::backend and AEM_BACKEND), or used until the last stop; "" before the first start.
   // Any thread.
   std::string_view backend_name() const noexcept;
+  // metrics returns a snapshot of every core, in core order (see CoreMetrics; to_prometheus
+  // renders it). Counters are read as they are; the gauges of a running core are taken by that
+  // core at the start of its next loop turn, which this call waits for (a core busy in one
+  // capsule that never suspends answers when it does). The calling capsule's own core is
+  // read at once; a stopped runtime reports what its cores published last. Call from any
+  // thread: a capsule waits by yielding, a plain thread by sleeping briefly.
+  std::vector<CoreMetrics> metrics() const;
 
  private:
   Result<void> run_root(detail::TaskState* root);

@@ -46,8 +46,8 @@ struct EpollKind {
 // make_backend creates a backend of K's kind, or returns nullptr (with a message) where the
 // machine refuses io_uring: the epoll instantiation covers it then.
 template <typename K>
-std::unique_ptr<aem::detail::Backend> make_backend(unsigned entries = 64) {
-  auto created = aem::detail::create_backend(K::kind, entries);
+std::unique_ptr<aem::detail::Backend> make_backend(aem::detail::RingSizes sizes = 64) {
+  auto created = aem::detail::create_backend(K::kind, sizes);
   if (!created && aem::detail::io_uring_refused(created.error())) {
     MESSAGE("io_uring is not available here: " << created.error().message());
     return nullptr;
