@@ -52,8 +52,8 @@ class Core {
   // arena is the core's event-data arena; it outlives restarts (see this_core::arena).
   BuddyArena& arena() noexcept { return *arena_; }
   // metrics is the core's MetricsCell: its owner (this core's thread) counts there, e.g. the
-  // event table: metrics().count_activation(p) / count_delivery(p) / count_lost(p, n) /
-  // add_pending(p, ±1). Any thread may read it.
+  // event table: metrics().count_activation(p) / count_delivery(p) / count_lost(p, n). Any
+  // thread may read it.
   MetricsCell& metrics() noexcept { return metrics_; }
   // snapshot_metrics takes, publishes and returns this core's metrics. Call on its thread.
   CoreMetrics snapshot_metrics() noexcept;

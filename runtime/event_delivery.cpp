@@ -74,6 +74,7 @@ Priority EventTable::priority_of(const Registration* r, const Payload& p) const 
 
 void EventTable::activate(Registration* r, Payload& payload) noexcept {
   ++r->activated;
+  core_.metrics().count_activation(priority_of(r, payload));
   if (r->extras != nullptr && !admit(r, payload)) return;
   if (!r->disabled && r->queue.empty()) {
     if (r->exec == Executor::fresh_capsule) {
@@ -137,6 +138,7 @@ void EventTable::post_notice(Registration* r, Payload& payload) noexcept {
 bool EventTable::enqueue(Registration* r, Payload& payload) noexcept {
   const bool full = r->queue.size() >= r->queue_bound;
   if ((full && !can_wait(r->kind)) || !r->queue.push(payload)) {
+    core_.metrics().count_lost(priority_of(r, payload));
     ++r->lost;
     ++lost_;
     ++r->lost_pending;
@@ -244,6 +246,7 @@ void EventTable::deliver(Registration* r, Payload& p) noexcept {
   switch (p.kind) {
     case PayloadKind::activation:
       ++r->delivered;
+      core_.metrics().count_delivery(priority_of(r, p));
       invoke_handler(r, p);
       break;
     case PayloadKind::lost:
@@ -271,6 +274,7 @@ void EventTable::deliver(Registration* r, Payload& p) noexcept {
       break;
     case PayloadKind::error:
       ++r->delivered;
+      core_.metrics().count_delivery(priority_of(r, p));
       if (r->extras != nullptr && r->extras->on_error) {
         try {
           r->extras->on_error(std::error_code(p.error, std::generic_category()));

@@ -81,6 +81,20 @@ Result<Registration*> EventTable::lookup(EventId id) const noexcept {
   return r;
 }
 
+void EventTable::pending_by_priority(std::uint64_t (&counts)[kPriorityLevels]) const noexcept {
+  for (Registration* chunk : chunks_) {
+    for (std::uint32_t i = 0; i < kChunkSize; ++i) {
+      const Registration& r = chunk[i];
+      if (!r.in_use) continue;
+      r.queue.for_each([&](const Payload& p) {
+        if (p.kind == PayloadKind::activation || p.kind == PayloadKind::error) {
+          ++counts[static_cast<unsigned>(priority_of(&r, p))];
+        }
+      });
+    }
+  }
+}
+
 bool EventTable::grow() noexcept {
   const auto base = static_cast<std::uint32_t>(chunks_.size()) << kChunkShift;
   if (base >= kMaxSlots) return false;

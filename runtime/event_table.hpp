@@ -181,6 +181,9 @@ class EventTable {
   // refused suspension if so. Called by the blocking calls when they find no capsule.
   bool note_inline_block() noexcept;
   bool in_inline_handler() const noexcept { return inline_current_ != nullptr; }
+  // pending_by_priority counts the activations queued and not started, by the priority they
+  // will run at (metrics: computed when a snapshot is taken, not kept up on every queue move).
+  void pending_by_priority(std::uint64_t (&counts)[kPriorityLevels]) const noexcept;
   std::size_t size() const noexcept { return in_use_; }
   const SocketCounters& socket_counters() const noexcept { return counters_; }
   this_core::EventStats event_stats() const noexcept;

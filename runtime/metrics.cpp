@@ -52,7 +52,10 @@ void MetricsCell::publish(const CoreMetrics& now) noexcept {
   // Served up to what was requested before the gauges were taken: read that first.
   const std::uint64_t requests = requests_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < kPublished; ++i) published_[i].store(now.*kPublishedFields[i], std::memory_order_relaxed);
-  for (unsigned p = 0; p < kPriorityLevels; ++p) ready_[p].store(now.ready_capsules[p], std::memory_order_relaxed);
+  for (unsigned p = 0; p < kPriorityLevels; ++p) {
+    ready_[p].store(now.ready_capsules[p], std::memory_order_relaxed);
+    per_level_[kPending][p].store(now.pending_activations[p], std::memory_order_relaxed);
+  }
   served_.store(requests, std::memory_order_release);
 }
 
@@ -78,6 +81,11 @@ CoreMetrics MetricsCell::read(unsigned core) const noexcept {
 CoreMetrics Core::snapshot_metrics() noexcept {
   CoreMetrics m;
   for (unsigned p = 0; p < kPriorityLevels; ++p) m.ready_capsules[p] = ready_.count(p);
+  if (events_) {
+    std::uint64_t pending[kPriorityLevels] = {};
+    events_->pending_by_priority(pending);
+    for (unsigned p = 0; p < kPriorityLevels; ++p) m.pending_activations[p] = pending[p];
+  }
   std::size_t pooled = 0;
   for (const CapsuleControl* capsule = pool_; capsule != nullptr; capsule = capsule->ready_next) ++pooled;
   m.capsules_pooled = pooled;

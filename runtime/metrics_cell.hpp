@@ -26,11 +26,6 @@ class MetricsCell {
   void count_delivery(Priority p) noexcept { add(per_level_[kDeliveries][level(p)], 1); }
   // count_lost counts `n` activations that could not be kept and were reported lost (event table).
   void count_lost(Priority p, std::uint64_t n = 1) noexcept { add(per_level_[kLost][level(p)], n); }
-  // add_pending moves the gauge of activations queued and not started at priority `p` by
-  // `delta` (+1 when one is queued, -1 when it starts or is dropped; event table).
-  void add_pending(Priority p, std::int64_t delta) noexcept {
-    add(per_level_[kPending][level(p)], static_cast<std::uint64_t>(delta));  // wraps like a signed add
-  }
   // count_priority_boost counts a capsule raised above the priority it had.
   void count_priority_boost() noexcept { add(counters_[kPriorityBoosts], 1); }
   // count_loop_turn counts one turn of the core's loop.

@@ -34,6 +34,12 @@ class PayloadQueue {
     return true;
   }
 
+  // for_each calls `f(payload)` on every queued payload, oldest first.
+  template <typename F>
+  void for_each(F&& f) const {
+    for (std::size_t i = head_; i != tail_; ++i) f(static_cast<const Payload&>(items_[i & (capacity_ - 1)]));
+  }
+
   // front is the oldest payload. Precondition: !empty().
   Payload& front() noexcept { return items_[head_ & (capacity_ - 1)]; }
 

@@ -4,6 +4,7 @@
 #include "support/cores.hpp"
 
 #include <aem/capsule.hpp>
+#include <aem/event.hpp>
 #include <aem/core_arena.hpp>
 #include <aem/metrics.hpp>
 #include <aem/mutex.hpp>
@@ -165,6 +166,35 @@ TEST_CASE("metrics: spawns, live and pooled capsules, ready capsules by priority
     CHECK(after.ready_capsules[3] == before.ready_capsules[3]);
     CHECK(after.tasks_live == before.tasks_live);
     CHECK(after.capsules_live == before.capsules_live);
+  });
+}
+
+TEST_CASE("metrics: activations, deliveries, queued and lost events by priority") {
+  aem::Runtime rt(aem_test::config_for(1));
+  rt.run([] {
+    const unsigned high = static_cast<unsigned>(aem::Priority::high);
+    const aem::CoreMetrics before = snapshot();
+    int handled = 0;
+    std::uint64_t lost_notices = 0;
+    auto id = aem::on_event([&] { ++handled; },
+                            {.priority = aem::Priority::high,
+                             .exec = aem::Executor::keepalive,
+                             .queue_bound = 4,
+                             .on_lost = [&](aem::Lost lost) { lost_notices += lost.count; }});
+    REQUIRE(id);
+    REQUIRE(aem::ctl(*id).disable());
+    for (int i = 0; i < 6; ++i) REQUIRE(aem::trigger(*id));  // 4 queue, 2 are lost at the bound
+    const aem::CoreMetrics queued = snapshot();
+    CHECK(queued.activations[high] - before.activations[high] == 6);
+    CHECK(queued.pending_activations[high] == 4);
+    CHECK(queued.lost_events[high] - before.lost_events[high] == 2);
+    CHECK(queued.deliveries[high] == before.deliveries[high]);
+    REQUIRE(aem::ctl(*id).enable());
+    while (handled < 4 || lost_notices < 2) aem::this_capsule::yield();
+    const aem::CoreMetrics after = snapshot();
+    CHECK(after.deliveries[high] - before.deliveries[high] == 4);
+    CHECK(after.pending_activations[high] == 0);
+    REQUIRE(aem::ctl(*id).cancel());
   });
 }
 
