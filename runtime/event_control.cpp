@@ -283,7 +283,9 @@ Result<void> trigger_event(EventId id, EventData& data, std::uint8_t priority) {
 
 }  // namespace detail
 
-Result<void> cancel(EventId id) { return detail::ctl_simple(id, detail::CtlOp::cancel, Priority::normal); }
+Result<void> cancel(EventId id) {
+  return detail::on_owner(id, [id](detail::EventTable& table) { return table.cancel(id); });
+}
 
 Result<void> trigger(EventId id, EventData data) { return detail::trigger_event(id, data, detail::kOwnPriority); }
 

@@ -12,8 +12,6 @@
 namespace aem::detail {
 namespace {
 
-constexpr std::uint32_t kChunkShift = 12;
-constexpr std::uint32_t kChunkSize = 1u << kChunkShift;
 constexpr std::uint32_t kGenerationMask = 0xffffffu;
 
 }  // namespace
@@ -34,7 +32,8 @@ void release_payload(const Registration* r, Payload& p) noexcept {
   if (r->kind == SourceKind::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
 }
 
-EventTable::EventTable(Core& core, std::uint8_t runtime_tag) noexcept : core_(core), tag_(runtime_tag) {}
+EventTable::EventTable(Core& core, std::uint8_t runtime_tag) noexcept
+    : core_(core), tag_(runtime_tag), core_index_(core.index()) {}
 
 EventTable::~EventTable() {
   for (Registration* chunk : chunks_) {
@@ -49,16 +48,6 @@ EventTable::~EventTable() {
     ::operator delete(chunk, std::align_val_t{alignof(Registration)});
   }
   if (buffer_ring_ && buffer_ring_registered_) core_.backend().unregister_buffer_ring(*buffer_ring_);
-}
-
-EventId EventTable::id_of(const Registration* r) const noexcept {
-  return EventId(tag_, core_.index(), r->generation, r->index);
-}
-
-Registration* EventTable::slot(std::uint32_t index) const noexcept {
-  const std::uint32_t chunk = index >> kChunkShift;
-  if (chunk >= chunks_.size()) return nullptr;
-  return &chunks_[chunk][index & (kChunkSize - 1)];
 }
 
 // over tells whether a registration's source will not activate it again: a one-shot timer that
@@ -262,9 +251,16 @@ void EventTable::cancel_registration(Registration* r) noexcept {
 }
 
 Result<void> EventTable::cancel(EventId id) noexcept {
-  Result<Registration*> r = lookup(id);
-  if (!r) return r.error();
-  cancel_registration(*r);
+  Result<Registration*> found = lookup(id);
+  if (!found) return found.error();
+  Registration* r = *found;
+  // Nothing queued, running, shared or attached (a timer or triggered event at rest, the common
+  // case): no handler can see the slot, so it is retired at once.
+  if (r->source == nullptr && r->extras == nullptr && r->running == 0 && !r->on_pending_list && r->queue.empty()) {
+    retire(r);
+    return {};
+  }
+  cancel_registration(r);
   return {};
 }
 

@@ -193,10 +193,18 @@ class EventTable {
   struct Activation;
   // Slots (event_table.cpp).
   static void on_timer(CoreTimer* timer) noexcept;
-  EventId id_of(const Registration* registration) const noexcept;
-  Registration* slot(std::uint32_t index) const noexcept;
+  EventId id_of(const Registration* registration) const noexcept {
+    return EventId(tag_, core_index_, registration->generation, registration->index);
+  }
+  Registration* slot(std::uint32_t index) const noexcept {
+    const std::uint32_t chunk = index >> kChunkShift;
+    if (chunk >= chunks_.size()) [[unlikely]] return nullptr;
+    return &chunks_[chunk][index & (kChunkSize - 1)];
+  }
   Result<Registration*> lookup(EventId id) const noexcept;
   bool over(const Registration* registration) const noexcept;
+  static constexpr std::uint32_t kChunkShift = 12;
+  static constexpr std::uint32_t kChunkSize = 1u << kChunkShift;
   bool grow() noexcept;
   void cancel_registration(Registration* registration) noexcept;
   void maybe_retire(Registration* registration) noexcept;
@@ -249,6 +257,7 @@ class EventTable {
 
   Core& core_;
   std::uint8_t tag_;
+  std::uint32_t core_index_;
   std::vector<Registration*> chunks_;
   Registration* free_ = nullptr;
   Registration* pending_head_ = nullptr;

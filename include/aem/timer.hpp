@@ -38,9 +38,9 @@ AEM_EXPORT EventId timer_arm(const RegistrationSlot& slot, const HandlerOps* ops
                              Duration period) noexcept;
 
 template <typename F>
-Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, const TimerOptions& options) {
+Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, TimerOptions& options) {
   static_assert(std::is_invocable_v<std::decay_t<F>&>, "a timer handler is called with no arguments");
-  RegistrationOptions reg{options.priority, options.exec, options.queue_bound, options.on_lost, {}};
+  RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
   return register_handler<InvokeNone>(std::forward<F>(handler), reg,
                                       [&](const RegistrationSlot& slot, const HandlerOps* ops) -> Result<EventId> {
                                         return timer_arm(slot, ops, first, period);
