@@ -248,7 +248,7 @@ void EpollBackend::on_ready(int fd, std::uint32_t events) noexcept {
 
 // service retries the waiters of one direction in FIFO order until one finds nothing to do:
 // the registration is edge-triggered, so the fd must be left drained or without waiters.
-void EpollBackend::service(WaitList& list) noexcept {
+void EpollBackend::service(FdWaitList& list) noexcept {
   while (FdWaiter* waiter = list.front()) {
     auto* op = static_cast<EpollOp*>(waiter);
     const int rc = attempt(*op);
@@ -261,7 +261,7 @@ void EpollBackend::service(WaitList& list) noexcept {
   }
 }
 
-void EpollBackend::service_pollers(WaitList& list, std::uint32_t events) noexcept {
+void EpollBackend::service_pollers(FdWaitList& list, std::uint32_t events) noexcept {
   FdWaiter* next = nullptr;
   for (FdWaiter* waiter = list.front(); waiter != nullptr; waiter = next) {
     next = waiter->next;

@@ -67,8 +67,8 @@ class EpollBackend final : public Backend {
   void finish(EpollOp* op, int result) noexcept;
   void emit(Completion* completion, int result, std::uint32_t flags) noexcept;
   void on_ready(int fd, std::uint32_t events) noexcept;
-  void service(WaitList& list) noexcept;
-  void service_pollers(WaitList& list, std::uint32_t events) noexcept;
+  void service(FdWaitList& list) noexcept;
+  void service_pollers(FdWaitList& list, std::uint32_t events) noexcept;
   void expire() noexcept;
   std::size_t reap(const timespec* timeout) noexcept;
   std::size_t deliver() noexcept;

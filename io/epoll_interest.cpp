@@ -6,7 +6,7 @@
 
 namespace aem::detail {
 
-void WaitList::push_back(FdWaiter* waiter) noexcept {
+void FdWaitList::push_back(FdWaiter* waiter) noexcept {
   waiter->prev = tail_;
   waiter->next = nullptr;
   if (tail_ != nullptr) tail_->next = waiter;
@@ -14,7 +14,7 @@ void WaitList::push_back(FdWaiter* waiter) noexcept {
   tail_ = waiter;
 }
 
-void WaitList::erase(FdWaiter* waiter) noexcept {
+void FdWaitList::erase(FdWaiter* waiter) noexcept {
   if (waiter->prev != nullptr) waiter->prev->next = waiter->next;
   else head_ = waiter->next;
   if (waiter->next != nullptr) waiter->next->prev = waiter->prev;

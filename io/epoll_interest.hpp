@@ -27,8 +27,8 @@ struct FdWaiter {
   bool queued = false;
 };
 
-// WaitList is an intrusive FIFO of waiters.
-class WaitList {
+// FdWaitList is an intrusive FIFO of fd waiters (not detail::WaitList, the capsule waiters' list).
+class FdWaitList {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
   FdWaiter* front() const noexcept { return head_; }
@@ -42,7 +42,7 @@ class WaitList {
 
 // FdInterest is the table's entry of one fd.
 struct FdInterest {
-  WaitList lists[3];          // indexed by WaitKind
+  FdWaitList lists[3];          // indexed by WaitKind
   std::uint32_t registered = 0;  // the events epoll watches for this fd; 0: not registered
 };
 
