@@ -47,10 +47,14 @@ struct CapsuleControl {
   Context context;
   CapsuleControl* ready_next = nullptr;  // ready queue or pool free list
   // priority is the effective priority, the one the ready queue orders by: base_priority, or
-  // higher while a capsule of the same core waits for a Mutex this one holds (inheritance).
+  // higher while a capsule of the same core waits for a Mutex this one holds (inheritance) or
+  // while it owes more urgent queued activations (owed).
   Priority priority = Priority::normal;
   CapsuleState state = CapsuleState::pooled;
   Priority base_priority = Priority::normal;  // its own: spawn's, or this_capsule::set_priority's
+  // owed: a keepalive capsule runs at least at the most urgent activation queued behind the
+  // one it serves (seed 3.2.2); kept apart from base_priority so a mutex's restore keeps it.
+  Priority owed = Priority::idle;
   Core* core = nullptr;
   TaskState* task = nullptr;
   Waiter* waiter = nullptr;  // the interruptible wait it is suspended in, if any

@@ -82,6 +82,7 @@ class Core {
   void launch(CapsuleControl* capsule, TaskState* task) noexcept {
     capsule->task = task;
     capsule->priority = capsule->base_priority = task->priority;
+    capsule->owed = Priority::idle;
     capsule->context.own_fp_env = task->own_fp_env;
     if (task->own_fp_env) capsule->context.fp = fp_shared(current_ != nullptr ? current_->context : scheduler_);
     // The fault handler reports this id, so the guard holds the capsule's one copy of it.
@@ -113,7 +114,7 @@ class Core {
   // next restore_priority undoes it.
   //   set_base_priority makes `p` the capsule's own priority (this_capsule::set_priority) and
   //   reschedules it at max(p, what it inherits from the mutexes it holds).
-  //   restore_priority reschedules it at max(base_priority, what it inherits).
+  //   restore_priority reschedules it at max(base_priority, owed, what it inherits).
   void set_base_priority(CapsuleControl& capsule, Priority p) noexcept;
   void restore_priority(CapsuleControl& capsule) noexcept;
   // suspend parks the running capsule until someone calls make_ready / wake on it.

@@ -89,8 +89,9 @@ Result<void> EventTable::set_priority(EventId id, Priority priority) noexcept {
   // Queued activations take the registration's priority when they start; a running keepalive
   // capsule takes it now (or the boost it still owes to what is queued).
   if (r->worker != nullptr) {
-    const Priority at = r->queue.empty() ? priority : std::max(priority, r->pending_top);
-    core_.reprioritize(r->worker, at);
+    r->worker->base_priority = priority;
+    r->worker->owed = r->queue.empty() ? Priority::idle : std::max(priority, r->pending_top);
+    core_.restore_priority(*r->worker);
   }
   return {};
 }

@@ -48,12 +48,14 @@ struct EventTable::Activation final : TaskState {
       auto* capsule = static_cast<CapsuleControl*>(self->capsule);
       while (!r->cancelled && !r->disabled && !r->queue.empty()) {
         Payload payload = table->take_next(r);
-        // Its own priority, or that of a more urgent activation queued behind it.
-        Priority at = table->priority_of(r, payload);
-        if (!r->queue.empty()) at = std::max(at, r->pending_top);
-        capsule->priority = at;
+        // The activation's own priority is the capsule's while it serves it; it runs higher
+        // while a more urgent activation waits behind it (owed), or a mutex waiter lends more.
+        capsule->base_priority = table->priority_of(r, payload);
+        capsule->owed = r->queue.empty() ? Priority::idle : r->pending_top;
+        table->core_.restore_priority(*capsule);
         table->deliver(r, payload);
       }
+      capsule->owed = Priority::idle;
       r->worker_active = false;
       r->worker = nullptr;
     } else if (!r->cancelled) {
@@ -223,8 +225,10 @@ bool EventTable::start_activation(Registration* r, Payload* payload) noexcept {
 // priority until it has. The capsule lowers itself again as it takes activations.
 void EventTable::boost_worker(Registration* r) noexcept {
   CapsuleControl* worker = r->worker;
+  if (worker == nullptr) return;
   const Priority want = std::max(r->pending_top, r->priority);
-  if (worker != nullptr && worker->priority < want) core_.reprioritize(worker, want);
+  if (worker->owed < want) worker->owed = want;
+  if (worker->priority < want) core_.reprioritize(worker, want);
 }
 
 void EventTable::run_inline(Registration* r, Payload& payload) noexcept {

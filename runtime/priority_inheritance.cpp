@@ -16,7 +16,7 @@ void Core::set_base_priority(CapsuleControl& capsule, Priority p) noexcept {
 }
 
 void Core::restore_priority(CapsuleControl& capsule) noexcept {
-  Priority p = capsule.base_priority;
+  Priority p = std::max(capsule.base_priority, capsule.owed);
   if (capsule.held_mutexes != nullptr) p = std::max(p, PriorityInheritance::inherited(capsule));
   reprioritize(&capsule, p);
 }

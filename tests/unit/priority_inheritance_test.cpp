@@ -4,13 +4,17 @@
 #include "support/cores.hpp"
 
 #include <aem/capsule.hpp>
+#include <aem/core_arena.hpp>
+#include <aem/event.hpp>
 #include <aem/mutex.hpp>
 #include <aem/runtime.hpp>
 #include <aem/semaphore.hpp>
+#include <aem/wait_group.hpp>
 
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -203,5 +207,43 @@ TEST_CASE("priority inheritance: set_priority while boosted changes the own prio
     low.join();
   });
   const Log expected = {"L at 6 own 1", "L unlocked, at 1", "H got"};
+  CHECK(order == expected);
+}
+
+// A keepalive capsule boosted by a more urgent activation queued behind it keeps that boost
+// across a mutex it locks and unlocks: the unlock gives back only what a waiter lent.
+TEST_CASE("priority inheritance: a keepalive capsule keeps the boost it owes its queue across a mutex") {
+  const Log order = record([](Log& log) {
+    aem::Mutex mutex;
+    aem::WaitGroup served;
+    served.add(2);
+    aem::EventId self{};
+    auto id = aem::on_event(
+        [&](aem::EventData d) {
+          const std::string name(reinterpret_cast<const char*>(d.data()), d.size());
+          if (name == "first") {
+            // A high activation queued behind this one: the capsule owes it.
+            REQUIRE(aem::trigger(self, aem::EventData{}, aem::Priority::high));
+            log.push_back("first at " + level(aem::this_capsule::priority()));
+            mutex.lock();
+            mutex.unlock();
+            log.push_back("first after unlock at " + level(aem::this_capsule::priority()));
+          } else {
+            log.push_back("second at " + level(aem::this_capsule::priority()));
+          }
+          served.done();
+        },
+        {.priority = aem::Priority::low, .exec = aem::Executor::keepalive});
+    REQUIRE(id);
+    self = *id;
+    auto bytes = aem::this_core::allocate_data(5);
+    REQUIRE(bytes);
+    std::memcpy(bytes->data(), "first", 5);
+    REQUIRE(aem::trigger(*id, std::move(*bytes)));
+    served.wait();
+    REQUIRE(aem::cancel(*id));
+  });
+  const std::string high = level(aem::Priority::high);
+  const Log expected = {"first at " + high, "first after unlock at " + high, "second at " + high};
   CHECK(order == expected);
 }
