@@ -37,6 +37,8 @@ enum MailKind : std::uint8_t {
   kMailWake = 1,     // owner: CapsuleControl to make ready
   kMailRecycle = 2,  // owner: CapsuleControl whose handle was dropped on another core
   kMailSpawn = 3,    // owner: TaskState to run in a fresh capsule
+  kMailLend = 4,     // owner: LendNote (priority_inheritance.cpp): a waiter's priority to lend
+  kMailTakeBack = 5, // owner: LendNote: a waiter gave up, the holder recomputes its priority
 };
 
 // kFrameBytes of each capsule's control block hold its task (callable + result) when they

@@ -1,6 +1,7 @@
 #include "runtime/core.hpp"
 
 #include "io/backend_factory.hpp"
+#include "runtime/priority_inheritance.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
 
@@ -226,6 +227,10 @@ bool Core::drain_mail() noexcept {
         dispose_task(capsule->task);
         break;
       }
+      case kMailLend:
+      case kMailTakeBack:
+        PriorityInheritance::arrived(*this, node);
+        break;
       case kMailSpawn:
         count_task();  // before un-counting it as incoming: the sum never dips to zero
         incoming_.fetch_sub(1, std::memory_order_seq_cst);

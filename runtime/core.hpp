@@ -221,7 +221,10 @@ class Core {
   void leave(CapsuleControl* from, bool direct) noexcept {
     CapsuleControl* next = direct ? ready_.pop() : nullptr;
     if (next == from) {  // a yield with nobody of its level or above to run
+      // It costs the turn's budget all the same: a capsule yielding in a loop must not keep
+      // the core from its mailbox (cross-core wakes, lends) and completions forever.
       from->state = CapsuleState::running;
+      --turn_budget_;
       return;
     }
     if (next != nullptr) {

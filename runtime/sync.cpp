@@ -152,6 +152,7 @@ Result<void> Mutex::lock_until(Deadline deadline) {
     PriorityInheritance::held(self, *this);
     return {};
   }
+  waiter.lent = static_cast<std::uint8_t>(self.priority);
   waiters_.push_back(&waiter);
   void* const holder = owner_;
   guard_.unlock();

@@ -13,6 +13,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -246,4 +247,97 @@ TEST_CASE("priority inheritance: a keepalive capsule keeps the boost it owes its
   const std::string high = level(aem::Priority::high);
   const Log expected = {"first at " + high, "first after unlock at " + high, "second at " + high};
   CHECK(order == expected);
+}
+
+namespace {
+
+aem::Config two_strict_cores() {
+  aem::Config config = aem_test::config_for(2);
+  config.starvation_budget = 0;
+  return config;
+}
+
+// spin_normal starts a normal-priority capsule on core 0 that keeps yielding until `stop`, so
+// a low capsule of core 0 runs only if something raises it; after `limit` it gives up and
+// says so in `gave_up` (the failure path ends instead of hanging).
+aem::Capsule<void> spin_normal(std::atomic<bool>& stop, std::atomic<bool>& gave_up,
+                               std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  return start(
+      [&stop, &gave_up, limit] {
+        const auto until = std::chrono::steady_clock::now() + limit;
+        while (!stop.load()) {
+          if (std::chrono::steady_clock::now() > until) {
+            gave_up = true;
+            return;
+          }
+          aem::this_capsule::yield();
+        }
+      },
+      aem::Priority::normal);
+}
+
+}  // namespace
+
+// A high capsule on core 1 waits for a mutex a low capsule of core 0 holds, while core 0 is
+// kept busy at normal priority: the holder runs only because it inherits the waiter's priority
+// across cores.
+TEST_CASE("priority inheritance: a waiter on another core lends its priority to the holder") {
+  aem::Runtime rt(two_strict_cores());
+  rt.run([] {
+    REQUIRE(aem::this_capsule::set_priority(aem::Priority::critical));
+    aem::Mutex mutex;
+    std::atomic<bool> got{false}, gave_up{false};
+    aem::Priority holder_at = aem::Priority::idle;
+    auto low = hold_low(mutex, [&] {
+      holder_at = aem::this_capsule::priority();
+      mutex.unlock();
+    });
+    auto busy = spin_normal(got, gave_up);
+    auto high = aem::spawn(
+        [&] {
+          mutex.lock();
+          got = true;
+          mutex.unlock();
+        },
+        {.priority = aem::Priority::high, .core = 1});
+    REQUIRE(high);
+    high->join();
+    busy.join();
+    low.join();
+    CHECK_FALSE(gave_up.load());
+    CHECK(holder_at == aem::Priority::high);
+  });
+}
+
+// The waiter on core 1 gives up (deadline): the holder on core 0 drops back to its own priority.
+TEST_CASE("priority inheritance: a waiter on another core that gives up takes its loan back") {
+  aem::Runtime rt(two_strict_cores());
+  rt.run([] {
+    REQUIRE(aem::this_capsule::set_priority(aem::Priority::critical));
+    aem::Mutex mutex;
+    aem::Semaphore go(0);
+    std::atomic<bool> stop{false}, gave_up{false};
+    std::vector<aem::Priority> holder_at;  // written by the holder only, read after its join
+    auto low = hold_low(mutex, [&] {
+      holder_at.push_back(aem::this_capsule::priority());  // raised: it runs despite `busy`
+      go.acquire();  // still holding the mutex while the waiter gives up
+      holder_at.push_back(aem::this_capsule::priority());
+      mutex.unlock();
+    });
+    auto busy = spin_normal(stop, gave_up);
+    auto high = aem::spawn(
+        [&] {
+          const bool locked = static_cast<bool>(mutex.lock(aem::Deadline(100ms)));
+          stop = true;  // the take-back note is on its way to core 0 already
+          go.release();
+          return locked;
+        },
+        {.priority = aem::Priority::high, .core = 1});
+    REQUIRE(high);
+    CHECK_FALSE(high->join());
+    busy.join();
+    low.join();
+    CHECK_FALSE(gave_up.load());
+    CHECK(holder_at == std::vector<aem::Priority>{aem::Priority::high, aem::Priority::low});
+  });
 }

@@ -195,3 +195,33 @@ TEST_CASE("scheduling: spinning on yield lets the loop deliver timers, mail and 
     CHECK(seen[2]);
   }
 }
+
+// The same with a lower-priority capsule ready: a yield then finds nobody of its level to run
+// and returns at once, yet the loop must still get its turn (mail here) within the budget.
+TEST_CASE("scheduling: spinning on yield above a ready lower capsule still lets mail in") {
+  AEM_FOR_EACH_CORE_COUNT(cores) {
+    if (cores < 2) continue;  // the mail must come from another core while this one spins
+    aem::Config config = aem_test::config_for(cores);
+    config.starvation_budget = 0;  // strict: the low capsule cannot run while we spin
+    aem::Runtime rt(config);
+    const bool by_mail = rt.run([&] {
+      constexpr long kBound = 200'000'000;  // a hang guard, far above what is needed
+      std::atomic<bool> spinning{false}, flag{false};
+      auto low = aem::spawn([] {}, {.priority = aem::Priority::low});
+      REQUIRE(low);
+      auto poster = aem::spawn(
+          [&] {
+            while (!spinning) aem::this_capsule::yield();
+            (void)aem::post(0, [&flag] { flag = true; }, aem::Priority::high);
+          },
+          {.core = cores - 1});
+      REQUIRE(poster);
+      spinning = true;
+      for (long spins = 0; !flag && spins < kBound; ++spins) aem::this_capsule::yield();
+      poster->join();
+      low->join();
+      return flag.load();
+    });
+    CHECK(by_mail);
+  }
+}

@@ -52,6 +52,9 @@ struct Waiter {
   std::atomic<WakeReason> reason{WakeReason::pending};
   void* capsule = nullptr;  // the waiting capsule (runtime-internal type)
   void* slot = nullptr;     // primitive-specific: e.g. where a Channel hands over a value
+  // Mutex: the priority (aem::Priority) the waiter lends a holder on another core; written
+  // before the waiter is queued, read under the mutex's lock.
+  std::uint8_t lent = 0;
 
   // Waiter binds to the calling capsule. Throws std::system_error(errc::not_in_capsule) on a
   // plain thread.
