@@ -28,8 +28,9 @@ struct PriorityInheritance;
 // the holder of a mutex that holder waits for; each drops back to its own priority
 // (this_capsule::base_priority()) when it unlocks, keeping what waiters of other mutexes it
 // still holds lend it. So a low-priority holder is not kept from unlocking by capsules of
-// middling priority while a high-priority capsule waits. Priorities order the capsules of one
-// core, so only waiters on the holder's own core lend it theirs.
+// middling priority while a high-priority capsule waits. A waiter on another core lends too: the
+// priority it had when it blocked reaches the holder's core through its mailbox (one message, a
+// few microseconds at most), and a waiter that gives up (deadline) takes it back the same way.
 //
 // Mutex meets the Lockable requirements, so std::lock_guard, std::unique_lock and std::scoped_lock
 // work with it (and aem::CondVar waits on a std::unique_lock<aem::Mutex>). It is not recursive.
