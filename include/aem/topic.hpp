@@ -110,10 +110,11 @@ AEM_EXPORT Result<EventId> topic_arm(const RegistrationSlot& slot, const Handler
 }  // namespace detail
 
 // publish delivers `data` (may be empty) as an event of topic `topic` to every subscription
-// whose filter matches it, on every core, and returns how many subscriptions it reached
-// (started or queued there; one at its queue bound counts too: it is told of the loss). The
-// publisher never waits for a subscriber: another core's subscriptions get the event through
-// that core's mailbox. The same publisher's events reach a subscription in publish order when
+// whose filter matches it, on every core, and returns how many subscriptions it reached: on
+// this core, those it started or queued for (one at its queue bound counts too: it is told of
+// the loss); on another core, those it sent the event to. The publisher never waits for a
+// subscriber: another core's subscriptions get the event through that core's mailbox (one
+// message per core), and one cancelled meanwhile does not get it. The same publisher's events reach a subscription in publish order when
 // they have the same priority. Call from a capsule or an inline handler.
 // Errors: errc::not_in_capsule, errc::invalid_argument (an empty name or one longer than
 // kMaxTopicName, a negative retention, a bad priority), errc::out_of_memory,
