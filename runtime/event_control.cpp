@@ -55,6 +55,7 @@ SourceType source_type(SourceKind kind) noexcept {
     case SourceKind::hangup: return SourceType::close;
     case SourceKind::state: return SourceType::state;
     case SourceKind::user: return SourceType::user;
+    case SourceKind::topic: return SourceType::topic;
   }
   return SourceType::user;
 }

@@ -5,6 +5,7 @@
 #include "runtime/core.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
+#include "runtime/topics.hpp"
 
 #include <new>
 #include <unistd.h>
@@ -24,6 +25,7 @@ const char* source_name(SourceKind kind) noexcept {
     case SourceKind::hangup: return "close";
     case SourceKind::state: return "state";
     case SourceKind::user: return "event";
+    case SourceKind::topic: return "topic";
   }
   return "event";
 }
@@ -56,6 +58,7 @@ bool EventTable::over(const Registration* r) const noexcept {
   switch (r->kind) {
     case SourceKind::timer: return r->period == Duration::zero() && !r->timer.node.armed();
     case SourceKind::user: return false;
+    case SourceKind::topic: return false;
     default: return r->source == nullptr || r->source->ended;
   }
 }
@@ -243,6 +246,7 @@ void EventTable::retire(Registration* r) noexcept {
 
 void EventTable::cancel_registration(Registration* r) noexcept {
   r->cancelled = true;
+  if (r->kind == SourceKind::topic) topic_cancelled(core_.runtime(), id_of(r));  // publish stops counting it
   discard_queue(r);
   if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
   if (r->extras != nullptr && r->extras->timeout_timer.node.armed()) core_.wheel().cancel(r->extras->timeout_timer.node);

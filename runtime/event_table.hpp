@@ -169,6 +169,10 @@ class EventTable {
   Result<void> replace_handler(EventId id, const Replacement& replacement) noexcept;
   Result<EventInfo> info(EventId id) const noexcept;
   Result<void> trigger(EventId id, EventData& data, std::uint8_t priority) noexcept;
+  // arm_topic makes a reserved registration a topic subscription; deliver_topic activates one
+  // with a published event (runtime/topics.cpp). Errors of deliver_topic: errc::stale_event_id.
+  EventId arm_topic(Registration* registration, const HandlerOps* ops) noexcept;
+  Result<void> deliver_topic(EventId id, Payload& payload) noexcept;
 
   // cancel_all stops every registration (shutdown).
   void cancel_all() noexcept;

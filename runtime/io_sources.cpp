@@ -194,7 +194,8 @@ Result<EventId> EventTable::arm_source(Registration* r, const HandlerOps* ops, c
     retire(r);
     return error;
   };
-  if (spec.fd < 0 || spec.kind == SourceKind::timer || spec.kind == SourceKind::user) {
+  if (spec.fd < 0 || spec.kind == SourceKind::timer || spec.kind == SourceKind::user ||
+      spec.kind == SourceKind::topic) {
     return refuse(make_error_code(errc::invalid_argument));
   }
   if (spec.kind == SourceKind::data) {
@@ -243,6 +244,7 @@ void EventTable::submit_source(Source* s) noexcept {
       break;
     case SourceKind::timer:
     case SourceKind::user:
+    case SourceKind::topic:
       return;
   }
   s->op_in_flight = true;
@@ -350,7 +352,8 @@ void EventTable::source_completed(Source* s, int result, std::uint32_t flags) no
     case SourceKind::hangup:
     case SourceKind::state: poll_completed(s, result, more); break;
     case SourceKind::timer:
-    case SourceKind::user: break;
+    case SourceKind::user:
+    case SourceKind::topic: break;
   }
 }
 

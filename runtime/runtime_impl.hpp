@@ -19,6 +19,8 @@
 
 namespace aem::detail {
 
+class TopicRegistry;
+
 class RuntimeImpl {
  public:
   explicit RuntimeImpl(Config config);
@@ -77,6 +79,12 @@ class RuntimeImpl {
   bool go_ = false;
   std::mutex lifecycle_mutex_;
   std::mutex join_mutex_;
+
+  // The topic registry (runtime/topics.cpp), made there on first use. After cores_: it holds
+  // retained events whose bytes live in the cores' arenas, so it is destroyed before them.
+  friend class TopicRegistry;
+  std::once_flag topics_once_;
+  std::shared_ptr<TopicRegistry> topics_;
 };
 
 }  // namespace aem::detail

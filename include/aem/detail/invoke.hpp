@@ -12,6 +12,7 @@
 
 #include <array>
 #include <functional>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -79,6 +80,29 @@ struct InvokeAccept {
 using InvokeAcceptTcp = InvokeAccept<TcpStream, HandlerSignature::accept_tcp>;
 using InvokeAcceptUnix = InvokeAccept<UnixStream, HandlerSignature::accept_unix>;
 
+// InvokeTopic calls a topic subscriber with the topic's name (valid while the handler runs)
+// and the bytes, or with the bytes alone like InvokeBytes.
+struct InvokeTopic {
+  static constexpr HandlerSignature signature = HandlerSignature::topic;
+  template <typename H>
+  static constexpr bool accepts = std::is_invocable_v<H&, std::string_view, EventData> ||
+                                  std::is_invocable_v<H&, std::string_view, SharedEventData> ||
+                                  InvokeBytes::accepts<H>;
+  template <typename H>
+  void operator()(H& handler, Payload& payload) const {
+    if constexpr (std::is_invocable_v<H&, std::string_view, EventData>) {
+      std::invoke(handler, name_of(payload), take_data(payload));
+    } else if constexpr (std::is_invocable_v<H&, std::string_view, SharedEventData>) {
+      std::invoke(handler, name_of(payload), take_shared(payload));
+    } else {
+      InvokeBytes{}(handler, payload);
+    }
+  }
+  static std::string_view name_of(const Payload& payload) noexcept {
+    return {reinterpret_cast<const char*>(payload.topic.data()), payload.topic.size()};
+  }
+};
+
 struct InvokeClose {
   static constexpr HandlerSignature signature = HandlerSignature::close;
   template <typename H>
@@ -131,6 +155,7 @@ Replacement make_replacement(H& handler) {
   offer<InvokeAcceptUnix, H>(r);
   offer<InvokeClose, H>(r);
   offer<InvokeState, H>(r);
+  offer<InvokeTopic, H>(r);
   r.source = &handler;
   r.size = sizeof(H);
   r.align = alignof(H);

@@ -37,6 +37,7 @@ inline constexpr std::uint8_t kOwnPriority = 0xff;
 struct Payload {
   EventData data;          // on_data / triggered events: the bytes (sole owner)
   SharedEventData shared;  // the same, when the activation fanned out to several registrations
+  SharedEventData topic;   // topic deliveries: the topic's name (runtime/topics.cpp)
   int value = -1;          // on_accept: the accepted socket (the payload owns it); polls: revents
   int error = 0;           // an errno the source reports with this activation; 0: none
   std::uint32_t lost = 0;  // PayloadKind::lost: how many were dropped
@@ -53,6 +54,7 @@ enum class HandlerSignature : std::uint8_t {
   accept_unix,  // handler(UnixStream)
   close,        // handler(std::error_code)
   state,        // handler(SocketState)
+  topic,        // subscribe: handler(std::string_view topic, EventData | SharedEventData), or as bytes
   count_,
 };
 
@@ -80,6 +82,7 @@ enum class SourceKind : std::uint8_t {
   hangup,  // one poll for POLLRDHUP/POLLHUP/POLLERR: payload.value = revents, payload.error
   state,   // multishot poll: payload.value = revents
   user,    // aem::trigger: payload.data
+  topic,   // aem::publish: payload.data or payload.shared, and payload.topic (the name)
 };
 
 // SourceSpec describes a socket source to arm.
