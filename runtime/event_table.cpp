@@ -258,9 +258,10 @@ Result<void> EventTable::cancel(EventId id) noexcept {
   Result<Registration*> found = lookup(id);
   if (!found) return found.error();
   Registration* r = *found;
-  // Nothing queued, running, shared or attached (a timer or triggered event at rest, the common
-  // case): no handler can see the slot, so it is retired at once.
-  if (r->source == nullptr && r->extras == nullptr && r->running == 0 && !r->on_pending_list && r->queue.empty()) {
+  // A timer or triggered event at rest (the common case: nothing queued, running or attached):
+  // no handler can see the slot, so it is retired at once. Other kinds have more to undo.
+  if ((r->kind == SourceKind::timer || r->kind == SourceKind::user) && r->extras == nullptr && r->running == 0 &&
+      !r->on_pending_list && r->queue.empty()) {
     retire(r);
     return {};
   }
