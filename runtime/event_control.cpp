@@ -55,6 +55,8 @@ SourceType source_type(SourceKind kind) noexcept {
     case SourceKind::hangup: return SourceType::close;
     case SourceKind::state: return SourceType::state;
     case SourceKind::user: return SourceType::user;
+    case SourceKind::signal: return SourceType::signal;
+    case SourceKind::subsystem_error: return SourceType::error;
   }
   return SourceType::user;
 }

@@ -53,6 +53,8 @@ enum class HandlerSignature : std::uint8_t {
   accept_unix,  // handler(UnixStream)
   close,        // handler(std::error_code)
   state,        // handler(SocketState)
+  signal,       // handler(const SignalInfo&) or handler()
+  subsystem_error,  // handler(const SubsystemError&) or handler()
   count_,
 };
 
@@ -80,6 +82,8 @@ enum class SourceKind : std::uint8_t {
   hangup,  // one poll for POLLRDHUP/POLLHUP/POLLERR: payload.value = revents, payload.error
   state,   // multishot poll: payload.value = revents
   user,    // aem::trigger: payload.data
+  signal,  // aem::on_signal: payload.value = signo, payload.data = the SignalInfo
+  subsystem_error,  // aem::on_error: the error packed into value, error and lost (error_events.cpp)
 };
 
 // SourceSpec describes a socket source to arm.
