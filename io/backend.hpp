@@ -140,6 +140,23 @@ class Backend {
   // cancel_all asks the kernel to cancel every in-flight operation (their completions still
   // arrive, with -ECANCELED). Used at shutdown.
   virtual void cancel_all() noexcept = 0;
+
+  // set_overflow_hook has the backend call `hook(context, total)`, on the core's thread, each
+  // time it counts a CQ overflow (total: BackendStats::cq_overflows after it); the runtime turns
+  // it into a subsystem-error event. A backend without a completion queue never calls it.
+  void set_overflow_hook(void (*hook)(void* context, std::uint64_t total) noexcept, void* context) noexcept {
+    overflow_hook_ = hook;
+    overflow_context_ = context;
+  }
+
+ protected:
+  void note_cq_overflow(std::uint64_t total) noexcept {
+    if (overflow_hook_ != nullptr) overflow_hook_(overflow_context_, total);
+  }
+
+ private:
+  void (*overflow_hook_)(void* context, std::uint64_t total) noexcept = nullptr;
+  void* overflow_context_ = nullptr;
 };
 
 }  // namespace aem::detail

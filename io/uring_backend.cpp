@@ -214,6 +214,7 @@ unsigned UringBackend::stash() noexcept {
   const unsigned moved = consume_cq(ring_, [this](const io_uring_cqe& cqe) { backlog_.push_back(cqe); });
   if (io_uring_cq_has_overflow(&ring_)) {
     ++stats_.cq_overflows;
+    note_cq_overflow(stats_.cq_overflows);
     io_uring_get_events(&ring_);
   }
   return moved;
@@ -262,6 +263,7 @@ std::size_t UringBackend::deliver() noexcept {
   // repeat until none is left (or the kernel moves none: then the next turn tries again).
   while (io_uring_cq_has_overflow(&ring_)) {
     ++stats_.cq_overflows;
+    note_cq_overflow(stats_.cq_overflows);
     io_uring_get_events(&ring_);
     if (reap(delivered) == 0) break;
   }

@@ -2,6 +2,7 @@
 
 #include "io/backend_factory.hpp"
 #include "runtime/priority_inheritance.hpp"
+#include "runtime/error_events.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
 
@@ -40,6 +41,7 @@ Result<void> Core::init() noexcept {
   auto backend = create_backend(config_.backend, {config_.ring_entries, config_.cq_entries});
   if (!backend) return backend.error();
   backend_ = std::move(*backend);
+  backend_->set_overflow_hook(&note_cq_overflow_of, this);
   wheel_.emplace(std::chrono::duration_cast<std::chrono::nanoseconds>(config_.timer_tick), Clock::now());
   events_.reset(new (std::nothrow) EventTable(*this, runtime_.tag()));
   if (!events_) return make_error_code(errc::out_of_memory);
@@ -60,7 +62,7 @@ Result<void> Core::init_arena() noexcept {
     return {};
   }
   try {
-    arena_ = std::make_unique<BuddyArena>(config_.arena);
+    arena_ = std::make_unique<BuddyArena>(with_pressure_events(*this, config_.arena));
   } catch (const std::invalid_argument&) {
     return make_error_code(errc::invalid_argument);
   } catch (const std::system_error& e) {

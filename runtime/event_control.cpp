@@ -56,6 +56,8 @@ SourceType source_type(SourceKind kind) noexcept {
     case SourceKind::state: return SourceType::state;
     case SourceKind::user: return SourceType::user;
     case SourceKind::topic: return SourceType::topic;
+    case SourceKind::signal: return SourceType::signal;
+    case SourceKind::subsystem_error: return SourceType::error;
   }
   return SourceType::user;
 }

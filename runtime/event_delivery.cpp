@@ -15,7 +15,8 @@ namespace {
 
 // can_wait: sources whose events wait in the kernel (or the socket) while they are paused.
 bool can_wait(SourceKind kind) noexcept {
-  return kind != SourceKind::timer && kind != SourceKind::user && kind != SourceKind::topic;
+  return kind != SourceKind::timer && kind != SourceKind::user && kind != SourceKind::topic &&
+         kind != SourceKind::signal && kind != SourceKind::subsystem_error;
 }
 
 std::uint64_t id_value(EventId id) noexcept { return id.value(); }

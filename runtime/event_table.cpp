@@ -26,6 +26,8 @@ const char* source_name(SourceKind kind) noexcept {
     case SourceKind::state: return "state";
     case SourceKind::user: return "event";
     case SourceKind::topic: return "topic";
+    case SourceKind::signal: return "signal";
+    case SourceKind::subsystem_error: return "error";
   }
   return "event";
 }
@@ -50,6 +52,9 @@ EventTable::~EventTable() {
     ::operator delete(chunk, std::align_val_t{alignof(Registration)});
   }
   if (buffer_ring_ && buffer_ring_registered_) core_.backend().unregister_buffer_ring(*buffer_ring_);
+  // After the registrations: the readers' handlers point at their ports.
+  free_signal_port(signal_port_.load(std::memory_order_acquire));
+  free_error_port(error_port_.load(std::memory_order_acquire));
 }
 
 // over tells whether a registration's source will not activate it again: a one-shot timer that
@@ -59,6 +64,8 @@ bool EventTable::over(const Registration* r) const noexcept {
     case SourceKind::timer: return r->period == Duration::zero() && !r->timer.node.armed();
     case SourceKind::user: return false;
     case SourceKind::topic: return false;
+    case SourceKind::signal: return false;
+    case SourceKind::subsystem_error: return false;
     default: return r->source == nullptr || r->source->ended;
   }
 }

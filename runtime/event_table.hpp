@@ -23,6 +23,7 @@
 #include <aem/result.hpp>
 #include <aem/time.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -34,6 +35,8 @@ namespace aem::detail {
 class Core;
 struct Registration;
 struct Source;
+struct SignalPort;  // signals.cpp
+struct ErrorPort;   // error_events.cpp
 
 // SourceOp is the completion record of a source's in-flight operation.
 struct SourceOp {
@@ -173,6 +176,15 @@ class EventTable {
   // with a published event (runtime/topics.cpp). Errors of deliver_topic: errc::stale_event_id.
   EventId arm_topic(Registration* registration, const HandlerOps* ops) noexcept;
   Result<void> deliver_topic(EventId id, Payload& payload) noexcept;
+  // arm_kind makes a reserved registration one of `kind` (signal, subsystem_error), activated
+  // by activate_kind; activate_kind refuses an id of another kind (errc::invalid_argument).
+  // Both in signals.cpp.
+  EventId arm_kind(Registration* registration, const HandlerOps* ops, SourceKind kind) noexcept;
+  Result<void> activate_kind(EventId id, SourceKind kind, Payload& payload) noexcept;
+  // The core's signal and subsystem-error readers (signals.cpp, error_events.cpp), made by the
+  // first on_signal / on_error that needs them and freed with the table. Other cores read them.
+  std::atomic<SignalPort*>& signal_port() noexcept { return signal_port_; }
+  std::atomic<ErrorPort*>& error_port() noexcept { return error_port_; }
 
   // cancel_all stops every registration (shutdown).
   void cancel_all() noexcept;
@@ -278,7 +290,13 @@ class EventTable {
   std::uint64_t inline_blocked_ = 0;
   std::uint64_t throttles_ = 0;
   std::uint64_t lost_ = 0;
+  std::atomic<SignalPort*> signal_port_{nullptr};
+  std::atomic<ErrorPort*> error_port_{nullptr};
 };
+
+// free_signal_port / free_error_port release a core's reader state (the table's destructor).
+void free_signal_port(SignalPort* port) noexcept;
+void free_error_port(ErrorPort* port) noexcept;
 
 // release_payload gives up what an activation's payload owns beyond its data: a socket
 // accepted for a handler that never took it (it threw, or the activation was dropped).

@@ -5,6 +5,7 @@
 // (fan-out); a source whose registration's queue is at its bound is paused (its multishot is
 // cancelled, the events wait in the kernel) until the queue drains.
 #include "runtime/core.hpp"
+#include "runtime/error_events.hpp"
 #include "runtime/event_table.hpp"
 #include "runtime/runtime_impl.hpp"
 
@@ -195,7 +196,7 @@ Result<EventId> EventTable::arm_source(Registration* r, const HandlerOps* ops, c
     return error;
   };
   if (spec.fd < 0 || spec.kind == SourceKind::timer || spec.kind == SourceKind::user ||
-      spec.kind == SourceKind::topic) {
+      spec.kind == SourceKind::topic || spec.kind == SourceKind::signal || spec.kind == SourceKind::subsystem_error) {
     return refuse(make_error_code(errc::invalid_argument));
   }
   if (spec.kind == SourceKind::data) {
@@ -245,6 +246,8 @@ void EventTable::submit_source(Source* s) noexcept {
     case SourceKind::timer:
     case SourceKind::user:
     case SourceKind::topic:
+    case SourceKind::signal:
+    case SourceKind::subsystem_error:
       return;
   }
   s->op_in_flight = true;
@@ -353,7 +356,9 @@ void EventTable::source_completed(Source* s, int result, std::uint32_t flags) no
     case SourceKind::state: poll_completed(s, result, more); break;
     case SourceKind::timer:
     case SourceKind::user:
-    case SourceKind::topic: break;
+    case SourceKind::topic:
+    case SourceKind::signal:
+    case SourceKind::subsystem_error: break;
   }
 }
 
@@ -375,6 +380,7 @@ void EventTable::accept_completed(Source* s, int result, bool more) noexcept {
     if (!s->backing_off) {
       s->backing_off = true;
       ++counters_.accept_backoffs;
+      raise_subsystem_error(core_, Subsystem::accept, -result, counters_.accept_backoffs);
       s->period = std::min(kMaxBackoff, s->period == Duration::zero() ? kFirstBackoff : s->period * 2);
       Payload payload;
       payload.kind = PayloadKind::error;

@@ -26,7 +26,7 @@
 namespace aem {
 
 // SourceType names what activates a registration.
-enum class SourceType : std::uint8_t { timer, accept, data, close, state, user, topic };
+enum class SourceType : std::uint8_t { timer, accept, data, close, state, user, topic, signal, error };
 
 // EventState is where a registration stands.
 enum class EventState : std::uint8_t {

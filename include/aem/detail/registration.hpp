@@ -55,6 +55,8 @@ enum class HandlerSignature : std::uint8_t {
   close,        // handler(std::error_code)
   state,        // handler(SocketState)
   topic,        // subscribe: handler(std::string_view topic, EventData | SharedEventData), or as bytes
+  signal,       // handler(const SignalInfo&) or handler()
+  subsystem_error,  // handler(const SubsystemError&) or handler()
   count_,
 };
 
@@ -83,6 +85,8 @@ enum class SourceKind : std::uint8_t {
   state,   // multishot poll: payload.value = revents
   user,    // aem::trigger: payload.data
   topic,   // aem::publish: payload.data or payload.shared, and payload.topic (the name)
+  signal,  // aem::on_signal: payload.value = signo, payload.data = the SignalInfo
+  subsystem_error,  // aem::on_error: the error packed into value, error and lost (error_events.cpp)
 };
 
 // SourceSpec describes a socket source to arm.
