@@ -2,6 +2,7 @@
 // routing of another core's id to that core, and the control operations on the table.
 #include "runtime/core.hpp"
 #include "runtime/event_table.hpp"
+#include "runtime/group_state.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
 
@@ -226,8 +227,21 @@ Result<void> registration_reserve(std::size_t size, std::size_t align, Registrat
     return make_error_code(errc::invalid_argument);
   }
   if (core->runtime().stopping()) return make_error_code(errc::shutting_down);
+  // Policy: only a registration in an event group, or in a runtime with limits, is looked at.
+  GroupState* group = current_group(core);
+  bool policed = false;
+  if (group != nullptr || core->runtime().limits().any) [[unlikely]] {
+    if (Result<void> admitted = admit_registration(core, group, options, policed); !admitted) return admitted.error();
+  }
   auto registration = core->events()->reserve(size, align, options);
-  if (!registration) return registration.error();
+  if (!registration) {
+    if (policed) release_registration(core->runtime(), group);
+    return registration.error();
+  }
+  if (policed) [[unlikely]] {
+    (*registration)->group = group;
+    (*registration)->policed = true;
+  }
   slot.registration = *registration;
   slot.storage = (*registration)->handler;
   return {};

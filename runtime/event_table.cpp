@@ -43,6 +43,7 @@ EventTable::~EventTable() {
       if (r.in_use) {
         discard_queue(&r);
         destroy_handlers(&r);
+        if (r.policed) policy_retire(&r);
       }
       r.~Registration();
     }
@@ -243,6 +244,7 @@ void EventTable::retire(Registration* r) noexcept {
   }
   if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
   destroy_handlers(r);
+  if (r->policed) [[unlikely]] policy_retire(r);
   r->in_use = false;
   r->cancelled = false;
   r->generation = (r->generation + 1) & kGenerationMask;
@@ -275,6 +277,20 @@ void EventTable::cancel_all() noexcept {
       if (r.in_use && !r.cancelled && r.ops != nullptr) cancel_registration(&r);
     }
   }
+}
+
+std::size_t EventTable::cancel_group(const GroupState* group) noexcept {
+  std::size_t cancelled = 0;
+  for (Registration* chunk : chunks_) {
+    for (std::uint32_t i = 0; i < kChunkSize; ++i) {
+      Registration& r = chunk[i];
+      if (r.in_use && !r.cancelled && r.ops != nullptr && r.group == group) {
+        cancel_registration(&r);
+        ++cancelled;
+      }
+    }
+  }
+  return cancelled;
 }
 
 this_core::EventStats EventTable::event_stats() const noexcept {

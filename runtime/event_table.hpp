@@ -32,6 +32,7 @@
 namespace aem::detail {
 
 class Core;
+struct GroupState;
 struct Registration;
 struct Source;
 
@@ -78,6 +79,7 @@ struct Registration {
   CapsuleControl* worker = nullptr;  // keepalive: its capsule while worker_active
   Registration* next_free = nullptr;
   Registration* next_pending = nullptr;
+  GroupState* group = nullptr;  // its event group; nullptr: the default group
   std::uint64_t activated = 0;
   std::uint64_t delivered = 0;
   std::uint64_t filtered = 0;
@@ -101,6 +103,7 @@ struct Registration {
   bool disabled = false;
   bool throttling = false;  // its queue reached the bound: it holds its source paused
   bool detached = false;    // left its source; unlinked at the end of the source's dispatch
+  bool policed = false;     // counted by a Policy: retire and each activation give counts back (group.cpp)
   static constexpr std::size_t kInlineBytes = 48;
   alignas(std::max_align_t) unsigned char inline_storage[kInlineBytes];
 };
@@ -181,6 +184,11 @@ class EventTable {
   // refused suspension if so. Called by the blocking calls when they find no capsule.
   bool note_inline_block() noexcept;
   bool in_inline_handler() const noexcept { return inline_current_ != nullptr; }
+  // inline_registration is the registration whose inline handler the dispatcher runs, or nullptr.
+  Registration* inline_registration() const noexcept { return inline_current_; }
+  // cancel_group cancels every registration of `group` on this core (EventGroup::cancel) and
+  // returns how many (group.cpp).
+  std::size_t cancel_group(const GroupState* group) noexcept;
   // pending_by_priority counts the activations queued and not started, by the priority they
   // will run at (metrics: computed when a snapshot is taken, not kept up on every queue move).
   void pending_by_priority(std::uint64_t (&counts)[kPriorityLevels]) const noexcept;
@@ -222,6 +230,12 @@ class EventTable {
   void unthrottle(Registration* registration) noexcept;
   void boost_worker(Registration* registration) noexcept;
   Priority priority_of(const Registration* registration, const Payload& payload) const noexcept;
+  // Policy (group.cpp), for policed registrations only: policy_enter counts one more handler
+  // running, or refuses (max_active reached: policy_refused_ is set, the activation waits);
+  // policy_leave counts it finished; policy_retire gives back the registration's counts.
+  bool policy_enter(Registration* registration) noexcept;
+  void policy_leave(Registration* registration) noexcept;
+  void policy_retire(Registration* registration) noexcept;
   static void on_timeout(CoreTimer* timer) noexcept;
   // Socket sources (io_sources.cpp).
   static void on_backoff_end(CoreTimer* timer) noexcept;
@@ -265,6 +279,7 @@ class EventTable {
   std::uint64_t inline_blocked_ = 0;
   std::uint64_t throttles_ = 0;
   std::uint64_t lost_ = 0;
+  bool policy_refused_ = false;  // the last policy_enter refused: retry_pending passes over it
 };
 
 // release_payload gives up what an activation's payload owns beyond its data: a socket

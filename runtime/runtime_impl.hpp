@@ -3,6 +3,7 @@
 #pragma once
 
 #include "runtime/core.hpp"
+#include "runtime/group_state.hpp"
 
 #include <aem/config.hpp>
 #include <aem/result.hpp>
@@ -28,6 +29,8 @@ class RuntimeImpl {
   unsigned core_count() const noexcept { return static_cast<unsigned>(cores_.size()); }
   Core& core(unsigned i) noexcept { return *cores_[i]; }
   std::uint8_t tag() const noexcept { return tag_; }
+  // limits are Config::policy and its counts across the cores (group_state.hpp).
+  RuntimeLimits& limits() noexcept { return limits_; }
 
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_seq_cst); }
@@ -67,6 +70,7 @@ class RuntimeImpl {
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> stopped_cores_{0};
   std::atomic<const char*> backend_name_{""};
+  RuntimeLimits limits_;
 
   // Start-up: every core initialises, then all run; if one fails, none does.
   std::mutex phase_mutex_;
