@@ -47,12 +47,6 @@ bool Limits::allows(SourceKind kind, Executor exec) const noexcept {
   return policy.allows(type_of(kind)) && policy.allows(exec);
 }
 
-GroupState* current_group(Core* core) noexcept {
-  if (CapsuleControl* capsule = core->current()) return static_cast<GroupState*>(capsule->task->group);
-  if (Registration* r = core->events()->inline_registration()) return r->group;
-  return nullptr;
-}
-
 // ---- registrations ---------------------------------------------------------------------
 
 Result<void> admit_registration(Core* core, GroupState* group, const RegistrationOptions& options, bool& policed) noexcept {

@@ -4,6 +4,9 @@
 // one branch and no atomic operation per registration, activation or spawn.
 #pragma once
 
+#include "runtime/core.hpp"
+#include "runtime/event_table.hpp"
+
 #include <aem/detail/registration.hpp>
 #include <aem/executor.hpp>
 #include <aem/group.hpp>
@@ -14,7 +17,6 @@
 
 namespace aem::detail {
 
-class Core;
 class RuntimeImpl;
 
 // Limits are a policy and its live counts.
@@ -70,7 +72,12 @@ inline constexpr std::uint8_t kHoldsRuntimeCapsule = 4;   // one of the runtime'
 
 // current_group returns the group of what runs on `core` now: the running capsule's, or the
 // inline handler's registration's; nullptr for the default group.
-GroupState* current_group(Core* core) noexcept;
+// Inline: every registration and spawn asks.
+inline GroupState* current_group(Core* core) noexcept {
+  if (CapsuleControl* capsule = core->current()) return static_cast<GroupState*>(capsule->task->group);
+  if (Registration* r = core->events()->inline_registration()) return r->group;
+  return nullptr;
+}
 
 // admit_spawn settles the group of a task about to be spawned from `core` and takes what it
 // holds against the policies into task-to-be fields `group`/`holds` (nothing is taken on error).

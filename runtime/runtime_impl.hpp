@@ -62,6 +62,7 @@ class RuntimeImpl {
 
   Config config_;
   cpu_set_t process_affinity_;
+  RuntimeLimits limits_;  // before the cores: their event tables give counts back when destroyed
   std::vector<std::unique_ptr<Core>> cores_;
   std::vector<std::thread> threads_;
   std::uint8_t tag_;
@@ -70,7 +71,6 @@ class RuntimeImpl {
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> stopped_cores_{0};
   std::atomic<const char*> backend_name_{""};
-  RuntimeLimits limits_;
 
   // Start-up: every core initialises, then all run; if one fails, none does.
   std::mutex phase_mutex_;

@@ -46,13 +46,17 @@ class EventGroup {
  public:
   // EventGroup() is the runtime's default group.
   EventGroup() noexcept = default;
-  EventGroup(const EventGroup& other) noexcept : state_(other.state_) { detail::group_retain(state_); }
+  EventGroup(const EventGroup& other) noexcept : state_(other.state_) {
+    if (state_ != nullptr) detail::group_retain(state_);  // the default group is not counted
+  }
   EventGroup(EventGroup&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
   EventGroup& operator=(EventGroup other) noexcept {
     std::swap(state_, other.state_);
     return *this;
   }
-  ~EventGroup() { detail::group_release(state_); }
+  ~EventGroup() {
+    if (state_ != nullptr) detail::group_release(state_);
+  }
 
   // create makes a new group, limited by `policy`, of the calling capsule's runtime. Call from
   // a capsule or an inline handler. Errors: errc::not_in_capsule, errc::out_of_memory.
