@@ -159,6 +159,7 @@ void Core::capsule_main(void* arg) {
 // ---- task life -------------------------------------------------------------------------
 
 CapsuleControl* Core::complete(TaskState* task) noexcept {
+  if (task->policy_holds != 0) [[unlikely]] release_task(runtime_, task);  // before it may vanish
   const bool root = runtime_.is_root(task);
   // While a joiner is parked on the task, or its handle is gone, nobody else touches `flags`:
   // a plain store will do. Otherwise the handle may be joined or dropped on another core at

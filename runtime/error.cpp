@@ -33,6 +33,9 @@ class AemCategory final : public std::error_category {
       case errc::inline_handler_blocked:
         return "an inline handler may not suspend (I/O wait, sleep, yield, join, lock, submit): it runs on the "
                "core's dispatcher; use Executor::keepalive or fresh_capsule for handlers that block";
+      case errc::policy_limit:
+        return "refused by an aem::Policy (Config::policy or the event group's): too many registrations or "
+               "capsules, or a source type or executor it does not allow";
     }
     return "unknown aem error " + std::to_string(value);
   }

@@ -2,6 +2,7 @@
 // routing of another core's id to that core, and the control operations on the table.
 #include "runtime/core.hpp"
 #include "runtime/event_table.hpp"
+#include "runtime/group_state.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
 
@@ -45,21 +46,6 @@ Result<void> on_owner(EventId id, Op&& op) {
   if (!verdict) return verdict.error();
   if (*verdict != 0) return std::error_code(*verdict, error_category());
   return {};
-}
-
-SourceType source_type(SourceKind kind) noexcept {
-  switch (kind) {
-    case SourceKind::timer: return SourceType::timer;
-    case SourceKind::accept: return SourceType::accept;
-    case SourceKind::data: return SourceType::data;
-    case SourceKind::hangup: return SourceType::close;
-    case SourceKind::state: return SourceType::state;
-    case SourceKind::user: return SourceType::user;
-    case SourceKind::topic: return SourceType::topic;
-    case SourceKind::signal: return SourceType::signal;
-    case SourceKind::subsystem_error: return SourceType::error;
-  }
-  return SourceType::user;
 }
 
 }  // namespace
@@ -230,8 +216,21 @@ Result<void> registration_reserve(std::size_t size, std::size_t align, Registrat
     return make_error_code(errc::invalid_argument);
   }
   if (core->runtime().stopping()) return make_error_code(errc::shutting_down);
+  // Policy: only a registration in an event group, or in a runtime with limits, is looked at.
+  GroupState* group = options.internal ? nullptr : current_group(core);
+  bool policed = false;
+  if (!options.internal && (group != nullptr || core->runtime().limits().any)) [[unlikely]] {
+    if (Result<void> admitted = admit_registration(core, group, options, policed); !admitted) return admitted.error();
+  }
   auto registration = core->events()->reserve(size, align, options);
-  if (!registration) return registration.error();
+  if (!registration) {
+    if (policed) release_registration(core->runtime(), group);
+    return registration.error();
+  }
+  if (policed) [[unlikely]] {
+    (*registration)->group = group;
+    (*registration)->policed = true;
+  }
   slot.registration = *registration;
   slot.storage = (*registration)->handler;
   return {};

@@ -38,6 +38,7 @@ struct EventTable::Activation final : TaskState {
     dispose = &dispose_impl;
     home = TaskHome::capsule_frame;
     priority = at;
+    group = r->group;  // a handler runs in its registration's group (held by the registration)
     flags.store(kReleased, std::memory_order_relaxed);
   }
   static void run_impl(TaskState* state) noexcept {
@@ -85,7 +86,7 @@ void EventTable::activate(Registration* r, Payload& payload) noexcept {
     if (r->exec == Executor::fresh_capsule) {
       if (start_activation(r, &payload)) return;
     } else if (r->exec == Executor::inline_handler) {
-      if (core_.current() == nullptr && inline_current_ == nullptr) {
+      if (core_.current() == nullptr && inline_current_ == nullptr && (!r->policed || policy_enter(r))) {
         run_inline(r, payload);
         return;
       }
@@ -127,7 +128,8 @@ bool EventTable::admit(Registration* r, Payload& p) noexcept {
 void EventTable::post_notice(Registration* r, Payload& payload) noexcept {
   if (!r->disabled && r->queue.empty()) {
     if (r->exec == Executor::fresh_capsule && start_activation(r, &payload)) return;
-    if (r->exec == Executor::inline_handler && core_.current() == nullptr && inline_current_ == nullptr) {
+    if (r->exec == Executor::inline_handler && core_.current() == nullptr && inline_current_ == nullptr &&
+        (!r->policed || policy_enter(r))) {
       run_inline(r, payload);
       return;
     }
@@ -208,8 +210,12 @@ void EventTable::add_pending(Registration* r) noexcept {
 // through the queue.
 bool EventTable::start_activation(Registration* r, Payload* payload) noexcept {
   static_assert(sizeof(Activation) <= kFrameBytes && alignof(Activation) <= alignof(std::max_align_t));
+  if (r->policed && !policy_enter(r)) return false;  // max_active: it waits, queued
   auto capsule = core_.acquire_capsule();
-  if (!capsule) return false;
+  if (!capsule) {
+    if (r->policed) policy_leave(r);
+    return false;
+  }
   const Priority at = payload != nullptr ? priority_of(r, *payload) : std::max(r->priority, r->pending_top);
   auto* activation = new ((*capsule)->frame) Activation(this, r, payload, at);
   activation->runner = &core_;
@@ -331,23 +337,41 @@ void EventTable::run_deferred() noexcept {
 }
 
 void EventTable::retry_pending() noexcept {
+  // A registration held back by its Policy (max_active) goes to the back of the list, so that
+  // others (another group's) are not held up behind it; the first one to come round again ends
+  // the pass: everything left is held.
+  Registration* first_held = nullptr;
   while (pending_head_ != nullptr) {
     Registration* r = pending_head_;
+    if (r == first_held) return;
+    bool held = false;
+    policy_refused_ = false;
     if (!r->cancelled && !r->disabled) {
       switch (r->exec) {
         case Executor::keepalive:
-          if (!r->worker_active && !r->queue.empty() && !start_activation(r, nullptr)) return;
+          if (!r->worker_active && !r->queue.empty() && !start_activation(r, nullptr)) {
+            if (!policy_refused_) return;
+            held = true;
+          }
           break;
         case Executor::fresh_capsule:
           // Moved out only when a capsule was found; else the oldest stays in front and the
           // next turn tries again.
           while (!r->queue.empty()) {
-            if (!start_activation(r, &r->queue.front())) return;
+            if (!start_activation(r, &r->queue.front())) {
+              if (!policy_refused_) return;
+              held = true;
+              break;
+            }
             (void)take_next(r);
           }
           break;
         case Executor::inline_handler:
           while (!r->cancelled && !r->disabled && !r->queue.empty()) {
+            if (r->policed && !policy_enter(r)) {
+              held = true;
+              break;
+            }
             Payload payload = take_next(r);
             run_inline(r, payload);
           }
@@ -356,12 +380,21 @@ void EventTable::retry_pending() noexcept {
     }
     pending_head_ = r->next_pending;
     if (pending_head_ == nullptr) pending_tail_ = nullptr;
+    if (held) {
+      if (first_held == nullptr) first_held = r;
+      r->next_pending = nullptr;  // still on the list: to its back
+      if (pending_tail_ != nullptr) pending_tail_->next_pending = r;
+      else pending_head_ = r;
+      pending_tail_ = r;
+      continue;
+    }
     r->on_pending_list = false;
     maybe_retire(r);
   }
 }
 
 void EventTable::activation_done(Registration* r) noexcept {
+  if (r->policed) policy_leave(r);
   --r->running;
   // A keepalive capsule that stopped because of a cancel leaves its queue behind.
   if (r->cancelled) discard_queue(r);

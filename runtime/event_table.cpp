@@ -32,6 +32,21 @@ const char* source_name(SourceKind kind) noexcept {
   return "event";
 }
 
+SourceType source_type(SourceKind kind) noexcept {
+  switch (kind) {
+    case SourceKind::timer: return SourceType::timer;
+    case SourceKind::accept: return SourceType::accept;
+    case SourceKind::data: return SourceType::data;
+    case SourceKind::hangup: return SourceType::close;
+    case SourceKind::state: return SourceType::state;
+    case SourceKind::user: return SourceType::user;
+    case SourceKind::topic: return SourceType::topic;
+    case SourceKind::signal: return SourceType::signal;
+    case SourceKind::subsystem_error: return SourceType::error;
+  }
+  return SourceType::user;
+}
+
 void release_payload(const Registration* r, Payload& p) noexcept {
   if (r->kind == SourceKind::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
 }
@@ -46,6 +61,7 @@ EventTable::~EventTable() {
       if (r.in_use) {
         discard_queue(&r);
         destroy_handlers(&r);
+        if (r.policed) policy_retire(&r);
       }
       r.~Registration();
     }
@@ -242,6 +258,7 @@ void EventTable::retire(Registration* r) noexcept {
   }
   if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
   destroy_handlers(r);
+  if (r->policed) [[unlikely]] policy_retire(r);
   r->in_use = false;
   r->cancelled = false;
   r->generation = (r->generation + 1) & kGenerationMask;
@@ -283,6 +300,20 @@ void EventTable::cancel_all() noexcept {
       if (r.in_use && !r.cancelled && r.ops != nullptr) cancel_registration(&r);
     }
   }
+}
+
+std::size_t EventTable::cancel_group(const GroupState* group) noexcept {
+  std::size_t cancelled = 0;
+  for (Registration* chunk : chunks_) {
+    for (std::uint32_t i = 0; i < kChunkSize; ++i) {
+      Registration& r = chunk[i];
+      if (r.in_use && !r.cancelled && r.ops != nullptr && r.group == group) {
+        cancel_registration(&r);
+        ++cancelled;
+      }
+    }
+  }
+  return cancelled;
 }
 
 this_core::EventStats EventTable::event_stats() const noexcept {

@@ -33,6 +33,7 @@
 namespace aem::detail {
 
 class Core;
+struct GroupState;
 struct Registration;
 struct Source;
 struct SignalPort;  // signals.cpp
@@ -81,6 +82,7 @@ struct Registration {
   CapsuleControl* worker = nullptr;  // keepalive: its capsule while worker_active
   Registration* next_free = nullptr;
   Registration* next_pending = nullptr;
+  GroupState* group = nullptr;  // its event group; nullptr: the default group
   std::uint64_t activated = 0;
   std::uint64_t delivered = 0;
   std::uint64_t filtered = 0;
@@ -104,6 +106,7 @@ struct Registration {
   bool disabled = false;
   bool throttling = false;  // its queue reached the bound: it holds its source paused
   bool detached = false;    // left its source; unlinked at the end of the source's dispatch
+  bool policed = false;     // counted by a Policy: retire and each activation give counts back (group.cpp)
   static constexpr std::size_t kInlineBytes = 48;
   alignas(std::max_align_t) unsigned char inline_storage[kInlineBytes];
 };
@@ -197,6 +200,11 @@ class EventTable {
   // refused suspension if so. Called by the blocking calls when they find no capsule.
   bool note_inline_block() noexcept;
   bool in_inline_handler() const noexcept { return inline_current_ != nullptr; }
+  // inline_registration is the registration whose inline handler the dispatcher runs, or nullptr.
+  Registration* inline_registration() const noexcept { return inline_current_; }
+  // cancel_group cancels every registration of `group` on this core (EventGroup::cancel) and
+  // returns how many (group.cpp).
+  std::size_t cancel_group(const GroupState* group) noexcept;
   // pending_by_priority counts the activations queued and not started, by the priority they
   // will run at (metrics: computed when a snapshot is taken, not kept up on every queue move).
   void pending_by_priority(std::uint64_t (&counts)[kPriorityLevels]) const noexcept;
@@ -246,6 +254,12 @@ class EventTable {
   void unthrottle(Registration* registration) noexcept;
   void boost_worker(Registration* registration) noexcept;
   Priority priority_of(const Registration* registration, const Payload& payload) const noexcept;
+  // Policy (group.cpp), for policed registrations only: policy_enter counts one more handler
+  // running, or refuses (max_active reached: policy_refused_ is set, the activation waits);
+  // policy_leave counts it finished; policy_retire gives back the registration's counts.
+  bool policy_enter(Registration* registration) noexcept;
+  void policy_leave(Registration* registration) noexcept;
+  void policy_retire(Registration* registration) noexcept;
   static void on_timeout(CoreTimer* timer) noexcept;
   // Socket sources (io_sources.cpp).
   static void on_backoff_end(CoreTimer* timer) noexcept;
@@ -292,6 +306,7 @@ class EventTable {
   std::uint64_t lost_ = 0;
   std::atomic<SignalPort*> signal_port_{nullptr};
   std::atomic<ErrorPort*> error_port_{nullptr};
+  bool policy_refused_ = false;  // the last policy_enter refused: retry_pending passes over it
 };
 
 // free_signal_port / free_error_port release a core's reader state (the table's destructor).
@@ -301,6 +316,9 @@ void free_error_port(ErrorPort* port) noexcept;
 // release_payload gives up what an activation's payload owns beyond its data: a socket
 // accepted for a handler that never took it (it threw, or the activation was dropped).
 void release_payload(const Registration* registration, Payload& payload) noexcept;
+
+// source_type is the public name of a kind of source (EventInfo::source, Policy).
+SourceType source_type(SourceKind kind) noexcept;
 
 // source_name names a kind of source for messages.
 const char* source_name(SourceKind kind) noexcept;

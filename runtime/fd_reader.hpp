@@ -27,7 +27,7 @@ struct InvokeReader {
 // Call from a capsule or an inline handler. Errors: as registration_reserve and source_arm.
 template <typename R>
 Result<EventId> arm_fd_reader(int fd, R&& reader) {
-  RegistrationOptions options{Priority::critical, Executor::inline_handler, 64, {}, {}};
+  RegistrationOptions options{Priority::critical, Executor::inline_handler, 64, {}, {}, SourceKind::state, true};
   return register_handler<InvokeReader>(std::forward<R>(reader), options,
                                         [fd](const RegistrationSlot& slot, const HandlerOps* ops) {
                                           return source_arm(slot, ops, SourceSpec{SourceKind::state, fd, POLLIN});

@@ -41,6 +41,7 @@ RuntimeImpl::RuntimeImpl(Config config) : config_(config), tag_(next_tag()) {
   }
   const unsigned n = resolve_cores(config_.cores);
   config_.cores = n;
+  limits_.set(config_.policy);
   cores_.reserve(n);
   for (unsigned i = 0; i < n; ++i) cores_.push_back(std::make_unique<Core>(*this, i));
 }

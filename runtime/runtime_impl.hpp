@@ -3,6 +3,7 @@
 #pragma once
 
 #include "runtime/core.hpp"
+#include "runtime/group_state.hpp"
 
 #include <aem/config.hpp>
 #include <aem/result.hpp>
@@ -30,6 +31,8 @@ class RuntimeImpl {
   unsigned core_count() const noexcept { return static_cast<unsigned>(cores_.size()); }
   Core& core(unsigned i) noexcept { return *cores_[i]; }
   std::uint8_t tag() const noexcept { return tag_; }
+  // limits are Config::policy and its counts across the cores (group_state.hpp).
+  RuntimeLimits& limits() noexcept { return limits_; }
 
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_seq_cst); }
@@ -61,6 +64,7 @@ class RuntimeImpl {
 
   Config config_;
   cpu_set_t process_affinity_;
+  RuntimeLimits limits_;  // before the cores: their event tables give counts back when destroyed
   std::vector<std::unique_ptr<Core>> cores_;
   std::vector<std::thread> threads_;
   std::uint8_t tag_;

@@ -1,5 +1,6 @@
 // spawn.cpp — the non-template half of spawn, join, post/submit and this_capsule/this_core.
 #include "runtime/core.hpp"
+#include "runtime/group_state.hpp"
 #include "runtime/runtime_impl.hpp"
 #include "runtime/task_memory.hpp"
 
@@ -36,10 +37,24 @@ namespace {
 // (too big for a capsule's frame), or one whose core must first grow its pool or refuse.
 // Kept out of line so that the common path compiles to a short function of its own.
 [[gnu::noinline]] Result<TaskState*> spawn_elsewhere(Core* core, const SpawnOptions& options, bool local, std::size_t size,
-                                   std::size_t align, TaskBuilder build, void* fn) {
+                                   std::size_t align, TaskBuilder build, void* fn, bool policed) {
   RuntimeImpl& runtime = core->runtime();
   if (!local && options.core >= runtime.core_count()) return make_error_code(errc::no_such_core);
   if (runtime.stopping()) return make_error_code(errc::shutting_down);
+
+  // Policy: the task's group and what it holds against the limits, given back if it fails to
+  // start here (once started, when it completes: Core::complete).
+  struct Holds {
+    RuntimeImpl& runtime;
+    GroupState* group = nullptr;
+    std::uint8_t holds = 0;
+    ~Holds() {
+      if (holds != 0) release_holds(runtime, group, holds);
+    }
+  } held{runtime};
+  if (policed) {
+    if (Result<void> admitted = admit_spawn(core, options.group, held.group, held.holds); !admitted) return admitted.error();
+  }
 
   // A local spawn takes its capsule now, and keeps the task in the capsule's frame if it fits.
   CapsuleControl* capsule = nullptr;
@@ -73,6 +88,8 @@ namespace {
   task->home = home;
   task->priority = options.priority;
   task->own_fp_env = options.own_fp_env;
+  task->group = held.group;
+  task->policy_holds = std::exchange(held.holds, 0);
   if (local) {
     task->runner = core;
     core->count_task();
@@ -102,8 +119,12 @@ Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std
   if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
   const bool local = options.core == kThisCore || options.core == core->index();
   const bool in_frame = size <= kFrameBytes && align <= alignof(std::max_align_t);
-  if (!local || !in_frame || !core->has_pooled_capsule() || core->runtime().stopping()) {
-    return spawn_elsewhere(core, options, local, size, align, build, fn);
+  // A capsule of an event group, a spawn into another group, or a runtime limit on capsules
+  // takes the general path.
+  const bool policed = options.group.mode() != SpawnGroup::Mode::inherit || current_group(core) != nullptr ||
+                       core->runtime().limits().policy.max_capsules != 0;
+  if (!local || !in_frame || !core->has_pooled_capsule() || core->runtime().stopping() || policed) {
+    return spawn_elsewhere(core, options, local, size, align, build, fn, policed);
   }
   // The common case: this core, a pooled capsule, the task in its frame.
   CapsuleControl* capsule = *core->acquire_capsule();
@@ -176,6 +197,7 @@ Result<void> submit_remote(unsigned core_index, TaskState* task) {
   if (core_index >= runtime.core_count()) return make_error_code(errc::no_such_core);
   if (runtime.stopping()) return make_error_code(errc::shutting_down);
   Core& target = runtime.core(core_index);
+  task->group = current_group(core);  // the caller's group; the caller, waiting, keeps it alive
   if (&target == core) {
     // Same core: run it in a fresh capsule so it may block like any capsule, and wait.
     auto capsule = core->acquire_capsule();

@@ -5,6 +5,7 @@
 #include <aem/detail/task.hpp>
 #include <aem/error.hpp>
 #include <aem/export.hpp>
+#include <aem/group.hpp>
 #include <aem/priority.hpp>
 #include <aem/result.hpp>
 #include <aem/time.hpp>
@@ -35,6 +36,10 @@ struct SpawnOptions {
   // the state its core's capsules share and its changes stay its own; each switch into or out
   // of it costs about 6 ns more (BM_YieldOwnFpEnv against BM_Yield in aem_bench).
   bool own_fp_env = false;
+  // group is the event group the capsule joins: its parent's by default, a fresh one, or a given
+  // one (group.hpp). A spawn into a cancelled group fails with errc::cancelled; beyond the
+  // group's (or the runtime's) Policy::max_capsules with errc::policy_limit.
+  SpawnGroup group{};
 };
 
 namespace detail {

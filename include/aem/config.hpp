@@ -2,6 +2,7 @@
 #pragma once
 
 #include <aem/arena.hpp>
+#include <aem/policy.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -84,6 +85,9 @@ struct Config {
   // on a bad size.
   unsigned cq_entries = 0;
   BackendKind backend = BackendKind::automatic;
+  // policy limits the whole runtime, counted across all its cores (registrations, handlers
+  // running at once, capsules, source types, executors); unlimited by default (policy.hpp).
+  Policy policy{};
 };
 
 }  // namespace aem

@@ -36,6 +36,7 @@ enum class errc : int {
   unsupported,           // the kernel or build lacks a feature this call needs
   end_of_stream,         // the peer closed the stream before the bytes a call needed arrived
   inline_handler_blocked,  // an inline handler (Executor::inline_handler) tried to suspend
+  policy_limit,          // the runtime's or the event group's Policy refuses it (policy.hpp)
 };
 
 // error_category returns the std::error_category of aem::errc values (name "aem").

@@ -98,7 +98,8 @@ template <typename F>
 Result<EventId> on_error(F&& handler, ErrorEventOptions options = {}) {
   static_assert(detail::InvokeSubsystemError::accepts<std::decay_t<F>>,
                 "an error handler is called with const aem::SubsystemError& or nothing");
-  detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
+  detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
+                                  detail::SourceKind::subsystem_error};
   return detail::register_handler<detail::InvokeSubsystemError>(
       std::forward<F>(handler), reg,
       [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) { return detail::error_arm(slot, ops); });

@@ -168,6 +168,7 @@ Result<EventId> on_event(F&& handler, EventOptions options = {}) {
   static_assert(detail::InvokeBytes::accepts<std::decay_t<F>>,
                 "an event handler is called with EventData, SharedEventData or nothing");
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
+  reg.kind = detail::SourceKind::user;
   return detail::register_handler<detail::InvokeBytes>(std::forward<F>(handler), reg,
                                                        [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
                                                          return detail::user_arm(slot, ops);

@@ -143,7 +143,8 @@ Result<EventId> subscribe(TopicFilter filter, F&& handler, SubscribeOptions opti
                 "a topic handler is called with (std::string_view, EventData), (std::string_view, SharedEventData), "
                 "EventData, SharedEventData or nothing");
   if (Result<void> checked = detail::topic_check_filter(filter); !checked) return checked.error();
-  detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
+  detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
+                                  detail::SourceKind::topic};
   return detail::register_handler<detail::InvokeTopic>(
       std::forward<F>(handler), reg,
       [&filter](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {

@@ -103,6 +103,10 @@ struct RegistrationOptions {
   std::uint32_t queue_bound = kDefaultQueueBound;  // >= 1
   std::function<void(Lost)> on_lost{};             // optional
   std::function<void(std::error_code)> on_error{};  // optional: errors the source reports
+  SourceKind kind = SourceKind::timer;              // the source it will be armed with (Policy)
+  // internal: the runtime's own registration (a core's signal or error reader), shared by all
+  // groups: in no group, not subject to Policy, not counted against it.
+  bool internal = false;
 };
 
 // RegistrationSlot is a reservation in the calling core's event table: `storage` receives the

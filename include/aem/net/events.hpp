@@ -85,6 +85,7 @@ namespace detail {
 template <typename Invoke, typename F>
 Result<EventId> register_socket(F&& handler, RegistrationOptions options, SourceSpec spec) {
   if (spec.fd < 0) return make_error_code(errc::invalid_argument);
+  options.kind = spec.kind;
   return register_handler<Invoke>(std::forward<F>(handler), options,
                                   [&](const RegistrationSlot& slot, const HandlerOps* ops) {
                                     return source_arm(slot, ops, spec);

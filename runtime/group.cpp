@@ -1,0 +1,228 @@
+// group.cpp — aem::Policy and event groups: admitting registrations and spawns, counting the
+// handlers that run, giving the counts back, and cancelling a group on every core.
+#include "runtime/core.hpp"
+#include "runtime/event_table.hpp"
+#include "runtime/group_state.hpp"
+#include "runtime/runtime_impl.hpp"
+
+#include <aem/cross_core.hpp>
+#include <aem/event.hpp>
+#include <aem/group.hpp>
+
+#include <new>
+
+namespace aem {
+namespace detail {
+namespace {
+
+// belongs tells whether `group` was made by `runtime` (the tag guards against a new runtime
+// at the address of a dead one).
+bool belongs(const GroupState* group, RuntimeImpl& runtime) noexcept {
+  return group->runtime == &runtime && group->tag == runtime.tag();
+}
+
+}  // namespace
+
+void group_retain(GroupState* group) noexcept {
+  if (group != nullptr) group->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void group_release(GroupState* group) noexcept {
+  if (group != nullptr && group->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete group;
+}
+
+bool Limits::allows(SourceKind kind, Executor exec) const noexcept {
+  return policy.allows(source_type(kind)) && policy.allows(exec);
+}
+
+// ---- registrations ---------------------------------------------------------------------
+
+Result<void> admit_registration(Core* core, GroupState* group, const RegistrationOptions& options, bool& policed) noexcept {
+  RuntimeLimits& runtime = core->runtime().limits();
+  if (runtime.any && !runtime.allows(options.kind, options.exec)) return errc::policy_limit;
+  if (group != nullptr) {
+    if (group->closed.load(std::memory_order_acquire)) return errc::cancelled;
+    if (!group->limits.allows(options.kind, options.exec)) return errc::policy_limit;
+    if (!Limits::take(group->limits.registrations, group->limits.policy.max_registrations)) return errc::policy_limit;
+  }
+  if (runtime.policy.max_registrations != 0 && !Limits::take(runtime.registrations, runtime.policy.max_registrations)) {
+    if (group != nullptr) Limits::give(group->limits.registrations);
+    return errc::policy_limit;
+  }
+  group_retain(group);
+  policed = group != nullptr || runtime.per_registration;
+  return {};
+}
+
+void release_registration(RuntimeImpl& runtime, GroupState* group) noexcept {
+  RuntimeLimits& limits = runtime.limits();
+  if (limits.policy.max_registrations != 0) Limits::give(limits.registrations);
+  if (group != nullptr) {
+    Limits::give(group->limits.registrations);
+    group_release(group);
+  }
+}
+
+void EventTable::policy_retire(Registration* r) noexcept {
+  release_registration(core_.runtime(), r->group);
+  r->group = nullptr;
+  r->policed = false;
+}
+
+bool EventTable::policy_enter(Registration* r) noexcept {
+  GroupState* group = r->group;
+  RuntimeLimits& runtime = core_.runtime().limits();
+  if (group != nullptr && !Limits::take(group->limits.active, group->limits.policy.max_active)) {
+    policy_refused_ = true;
+    return false;
+  }
+  if (runtime.policy.max_active != 0 && !Limits::take(runtime.active, runtime.policy.max_active)) {
+    if (group != nullptr) Limits::give(group->limits.active);
+    policy_refused_ = true;
+    return false;
+  }
+  return true;
+}
+
+void EventTable::policy_leave(Registration* r) noexcept {
+  RuntimeLimits& runtime = core_.runtime().limits();
+  if (runtime.policy.max_active != 0) Limits::give(runtime.active);
+  if (r->group != nullptr) Limits::give(r->group->limits.active);
+}
+
+// ---- capsules --------------------------------------------------------------------------
+
+Result<void> admit_spawn(Core* core, const SpawnGroup& choice, GroupState*& group_out, std::uint8_t& holds_out) noexcept {
+  RuntimeImpl& runtime = core->runtime();
+  GroupState* group = nullptr;
+  switch (choice.mode()) {
+    case SpawnGroup::Mode::inherit:
+      group = current_group(core);
+      group_retain(group);
+      break;
+    case SpawnGroup::Mode::fresh:
+      group = new (std::nothrow) GroupState();
+      if (group == nullptr) return errc::out_of_memory;
+      group->runtime = &runtime;
+      group->tag = runtime.tag();
+      break;
+    case SpawnGroup::Mode::given:
+      group = choice.group().state();
+      if (group != nullptr && !belongs(group, runtime)) return errc::invalid_argument;
+      group_retain(group);
+      break;
+  }
+  std::uint8_t holds = group != nullptr ? kHoldsGroup : 0;
+  if (group != nullptr) {
+    errc refused = errc::ok;
+    if (group->closed.load(std::memory_order_acquire)) refused = errc::cancelled;
+    else if (!Limits::take(group->limits.capsules, group->limits.policy.max_capsules)) refused = errc::policy_limit;
+    if (refused != errc::ok) {
+      release_holds(runtime, group, holds);
+      return refused;
+    }
+    holds |= kHoldsGroupCapsule;
+  }
+  RuntimeLimits& limits = runtime.limits();
+  if (limits.policy.max_capsules != 0) {
+    if (!Limits::take(limits.capsules, limits.policy.max_capsules)) {
+      release_holds(runtime, group, holds);
+      return errc::policy_limit;
+    }
+    holds |= kHoldsRuntimeCapsule;
+  }
+  group_out = group;
+  holds_out = holds;
+  return {};
+}
+
+void release_holds(RuntimeImpl& runtime, GroupState* group, std::uint8_t holds) noexcept {
+  if ((holds & kHoldsRuntimeCapsule) != 0) Limits::give(runtime.limits().capsules);
+  if ((holds & kHoldsGroupCapsule) != 0) Limits::give(group->limits.capsules);
+  if ((holds & kHoldsGroup) != 0) group_release(group);
+}
+
+void release_task(RuntimeImpl& runtime, TaskState* task) noexcept {
+  release_holds(runtime, static_cast<GroupState*>(task->group), task->policy_holds);
+  task->policy_holds = 0;
+  task->group = nullptr;
+}
+
+}  // namespace detail
+
+// ---- EventGroup ----------------------------------------------------------------------------
+
+namespace {
+
+constexpr Policy kUnlimited{};
+
+}  // namespace
+
+Result<EventGroup> EventGroup::create(Policy policy) {
+  detail::Core* core = detail::Core::current_core();
+  if (core == nullptr || core->events() == nullptr || (core->current() == nullptr && !core->events()->in_inline_handler())) {
+    return errc::not_in_capsule;
+  }
+  auto* group = new (std::nothrow) detail::GroupState();
+  if (group == nullptr) return errc::out_of_memory;
+  group->runtime = &core->runtime();
+  group->tag = core->runtime().tag();
+  group->limits.policy = policy;
+  return EventGroup(group);
+}
+
+const Policy& EventGroup::policy() const noexcept { return state_ != nullptr ? state_->limits.policy : kUnlimited; }
+
+GroupStats EventGroup::stats() const noexcept {
+  GroupStats stats;
+  if (state_ == nullptr) return stats;
+  stats.registrations = state_->limits.registrations.load(std::memory_order_relaxed);
+  stats.active = state_->limits.active.load(std::memory_order_relaxed);
+  stats.capsules = state_->limits.capsules.load(std::memory_order_relaxed);
+  return stats;
+}
+
+bool EventGroup::cancelled() const noexcept {
+  return state_ != nullptr && state_->closed.load(std::memory_order_acquire);
+}
+
+Result<std::size_t> EventGroup::cancel() const {
+  detail::GroupState* group = state_;
+  if (group == nullptr) return errc::invalid_argument;
+  detail::Core* core = detail::Core::current_core();
+  if (core == nullptr || core->events() == nullptr) return errc::not_in_capsule;
+  const bool in_capsule = core->current() != nullptr;
+  if (!in_capsule && !core->events()->in_inline_handler()) return errc::not_in_capsule;
+  detail::RuntimeImpl& runtime = core->runtime();
+  if (!detail::belongs(group, runtime)) return errc::invalid_argument;
+  // Closed first: a registration on a core after its sweep below sees it and is refused, one
+  // before it is in the table for the sweep (registering does not suspend between reserving
+  // the slot and arming it, and the sweep runs in a capsule of that core).
+  group->closed.store(true, std::memory_order_seq_cst);
+  std::size_t cancelled = core->events()->cancel_group(group);
+  for (unsigned i = 0; i < runtime.core_count(); ++i) {
+    if (i == core->index()) continue;
+    if (!in_capsule) {
+      (void)core->events()->note_inline_block();
+      return errc::inline_handler_blocked;
+    }
+    // The caller's handle keeps the group alive while the other cores look.
+    Result<std::size_t> there = submit(i, [group] { return detail::Core::current_core()->events()->cancel_group(group); });
+    if (!there) return there.error();
+    cancelled += *there;
+  }
+  return cancelled;
+}
+
+namespace this_capsule {
+
+EventGroup group() {
+  detail::Core* core = detail::Core::current_core();
+  if (core == nullptr || core->events() == nullptr) return EventGroup();
+  detail::GroupState* group = detail::current_group(core);
+  detail::group_retain(group);
+  return EventGroup(group);
+}
+
+}  // namespace this_capsule
+}  // namespace aem
