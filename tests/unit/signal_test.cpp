@@ -12,6 +12,8 @@
 #include <aem/capsule.hpp>
 #include <aem/cross_core.hpp>
 #include <aem/event.hpp>
+#include <aem/group.hpp>
+#include <aem/policy.hpp>
 #include <aem/runtime.hpp>
 #include <aem/signal.hpp>
 
@@ -234,4 +236,44 @@ TEST_CASE("signals: signals that cannot be events are refused, and on_signal nee
   auto outside = aem::on_signal(SIGUSR1, [] {});
   REQUIRE_FALSE(outside);
   CHECK(outside.error() == aem::make_error_code(aem::errc::not_in_capsule));
+}
+
+// The core's signal reader belongs to the runtime, not to the group or policy of the capsule
+// that made the first registration: cancelling that group ends its registration only, and a
+// policy that forbids inline handlers and socket sources still allows on_signal.
+TEST_CASE("signals: the reader is outside event groups and policy") {
+  BlockedSignals blocked{SIGUSR2};
+  aem::Config config = aem_test::config_for(1);
+  config.policy.allowed_executors = aem::mask_of(aem::Executor::fresh_capsule);
+  config.policy.allowed_sources = aem::mask_of(aem::SourceType::signal);
+  aem::Runtime rt(config);
+  rt.run([] {
+    auto group = aem::EventGroup::create();
+    REQUIRE(group);
+    std::atomic<int> in_group{0}, outside{0};
+    auto member = aem::spawn(
+        [&] {
+          auto id = aem::on_signal(SIGUSR2, [&] { in_group.fetch_add(1); });
+          REQUIRE(id);
+        },
+        {.group = *group});
+    REQUIRE(member);
+    member->join();
+    auto id = aem::on_signal(SIGUSR2, [&] { outside.fetch_add(1); });
+    REQUIRE(id);
+    REQUIRE(::kill(::getpid(), SIGUSR2) == 0);
+    REQUIRE(wait_until([&] { return in_group.load() == 1 && outside.load() == 1; }));
+
+    auto cancelled = group->cancel();
+    REQUIRE(cancelled);
+    CHECK(*cancelled == 1);
+    REQUIRE(::kill(::getpid(), SIGUSR2) == 0);
+    REQUIRE(wait_until([&] { return outside.load() == 2; }));
+    CHECK(in_group.load() == 1);
+    // A user event is not among the allowed sources: refused, the signal registration unharmed.
+    auto refused = aem::on_event([] {});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == aem::errc::policy_limit);
+    CHECK(aem::ctl(*id).info());
+  });
 }
