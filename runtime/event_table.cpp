@@ -73,29 +73,6 @@ EventTable::~EventTable() {
   free_error_port(error_port_.load(std::memory_order_acquire));
 }
 
-// over tells whether a registration's source will not activate it again: a one-shot timer that
-// fired, a socket source that ended.
-bool EventTable::over(const Registration* r) const noexcept {
-  switch (r->kind) {
-    case SourceKind::timer: return r->period == Duration::zero() && !r->timer.node.armed();
-    case SourceKind::user: return false;
-    case SourceKind::topic: return false;
-    case SourceKind::signal: return false;
-    case SourceKind::subsystem_error: return false;
-    default: return r->source == nullptr || r->source->ended;
-  }
-}
-
-Result<Registration*> EventTable::lookup(EventId id) const noexcept {
-  Registration* r = slot(id.slot());
-  if (r == nullptr || !r->in_use || r->cancelled || r->generation != id.generation() || r->ops == nullptr) {
-    return make_error_code(errc::stale_event_id);
-  }
-  // Over, and every activation delivered: nothing is left to control.
-  if (over(r) && r->queue.empty()) return make_error_code(errc::stale_event_id);
-  return r;
-}
-
 void EventTable::pending_by_priority(std::uint64_t (&counts)[kPriorityLevels]) const noexcept {
   for (Registration* chunk : chunks_) {
     for (std::uint32_t i = 0; i < kChunkSize; ++i) {

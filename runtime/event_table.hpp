@@ -225,8 +225,29 @@ class EventTable {
     if (chunk >= chunks_.size()) [[unlikely]] return nullptr;
     return &chunks_[chunk][index & (kChunkSize - 1)];
   }
-  Result<Registration*> lookup(EventId id) const noexcept;
-  bool over(const Registration* registration) const noexcept;
+  // lookup finds the registration of `id`: errc::stale_event_id unless it is in use, of this
+  // generation, armed, and not over with every activation delivered. Inline: every control
+  // operation and trigger starts here.
+  Result<Registration*> lookup(EventId id) const noexcept {
+    Registration* r = slot(id.slot());
+    if (r == nullptr || !r->in_use || r->cancelled || r->generation != id.generation() || r->ops == nullptr) [[unlikely]] {
+      return make_error_code(errc::stale_event_id);
+    }
+    if (!r->queue.empty() || !over(r)) [[likely]] return r;
+    return make_error_code(errc::stale_event_id);  // over, and every activation delivered
+  }
+  // over tells whether a registration's source will not activate it again: a one-shot timer
+  // that fired, a socket source that ended.
+  bool over(const Registration* r) const noexcept {
+    switch (r->kind) {
+      case SourceKind::timer: return r->period == Duration::zero() && !r->timer.node.armed();
+      case SourceKind::accept:
+      case SourceKind::data:
+      case SourceKind::hangup:
+      case SourceKind::state: return r->source == nullptr || r->source->ended;
+      default: return false;  // triggered: user events, topics, signals, subsystem errors
+    }
+  }
   static constexpr std::uint32_t kChunkShift = 12;
   static constexpr std::uint32_t kChunkSize = 1u << kChunkShift;
   bool grow() noexcept;
