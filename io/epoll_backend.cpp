@@ -275,8 +275,9 @@ void EpollBackend::service_pollers(FdWaitList& list, std::uint32_t events) noexc
 
 // ---- the loop's side -------------------------------------------------------------------
 
-std::size_t EpollBackend::reap(const timespec* timeout) noexcept {
+std::size_t EpollBackend::reap(const timespec* timeout, bool* events) noexcept {
   const int n = wait_events(epoll_fd_, events_, static_cast<int>(std::size(events_)), timeout);
+  if (events != nullptr) *events = n > 0;
   for (int i = 0; i < n; ++i) {
     const epoll_event& event = events_[i];
     if (event.data.u64 == kWakeKey) {
@@ -314,11 +315,22 @@ std::size_t EpollBackend::wait(TimePoint deadline) noexcept {
   if (deadline != TimePoint::max()) {
     until = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
   }
-  if (!deadlines_.empty()) until = std::min(until, deadlines_.top()->deadline_ns);
-  if (!ready_.empty()) until = 0;  // completions are waiting already: just look
-  if (until == kNever) return reap(nullptr);
-  const timespec timeout = to_timespec(until == 0 ? 0 : until - now_ns());
-  return reap(&timeout);
+  for (;;) {
+    std::int64_t limit = until;
+    if (!deadlines_.empty()) limit = std::min(limit, deadlines_.top()->deadline_ns);
+    if (!ready_.empty()) limit = 0;  // completions are waiting already: just look
+    bool events = false;
+    std::size_t delivered = 0;
+    if (limit == kNever) {
+      delivered = reap(nullptr, &events);
+    } else {
+      const timespec timeout = to_timespec(limit == 0 ? 0 : limit - now_ns());
+      delivered = reap(&timeout, &events);
+    }
+    // epoll_pwait2 can come back early with nothing to report (EINTR; a readiness gone by the
+    // time it was collected): the wait goes on until something happened or the time is up.
+    if (delivered > 0 || events || limit == 0 || (limit != kNever && now_ns() >= limit)) return delivered;
+  }
 }
 
 void EpollBackend::wake(Backend*) noexcept {

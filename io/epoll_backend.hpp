@@ -70,7 +70,9 @@ class EpollBackend final : public Backend {
   void service(FdWaitList& list) noexcept;
   void service_pollers(FdWaitList& list, std::uint32_t events) noexcept;
   void expire() noexcept;
-  std::size_t reap(const timespec* timeout) noexcept;
+  // reap waits up to `timeout` for epoll events and delivers what completed; `events` (optional)
+  // tells whether epoll reported any event, a wake-up included.
+  std::size_t reap(const timespec* timeout, bool* events = nullptr) noexcept;
   std::size_t deliver() noexcept;
 
   int epoll_fd_ = -1;
