@@ -293,8 +293,11 @@ void Core::on_stop() noexcept {
 
 bool Core::can_exit() const noexcept {
   // In-flight operations too: a registration's record and receive buffers must outlive them.
-  return stop_seen_ && ready_.empty() && mailbox_.empty() && backend_->in_flight() == 0 && runtime_.all_cores_stopped() &&
-         runtime_.live_total() == 0;
+  // No live task anywhere first, then an empty mailbox: a capsule that posted here and then
+  // finished (a priority lend) is seen finished only after its message is visible.
+  if (!stop_seen_ || !ready_.empty() || backend_->in_flight() != 0 || !runtime_.all_cores_stopped()) return false;
+  if (runtime_.live_total() != 0) return false;
+  return mailbox_.empty();
 }
 
 void Core::idle() noexcept {

@@ -12,9 +12,9 @@ namespace {
 
 // LendNote carries a lend, or its taking back, to the core of a holder on another core. The
 // holder's control block outlives the runtime's cores, so the pointer stays valid; `via` is only
-// compared with the mutexes the holder holds, never followed unless it is one of them. A
-// waiter is live while its note is unread, so its core's exit waits for the note (can_exit:
-// mailbox empty, no live capsule).
+// compared with the mutexes the holder holds, never followed unless it is one of them. The
+// waiter may finish before the note is read; the holder's core still reads it before it leaves
+// its loop (can_exit looks at the mailbox after it has seen every task finished).
 struct LendNote {
   MailNode mail;
   CapsuleControl* holder = nullptr;
