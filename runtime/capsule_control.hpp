@@ -39,6 +39,7 @@ enum MailKind : std::uint8_t {
   kMailSpawn = 3,    // owner: TaskState to run in a fresh capsule
   kMailLend = 4,     // owner: LendNote (priority_inheritance.cpp): a waiter's priority to lend
   kMailTakeBack = 5, // owner: LendNote: a waiter gave up, the holder recomputes its priority
+  kMailRun = 6,      // owner: TaskState that never suspends, run on the dispatcher as it arrives
 };
 
 // kFrameBytes of each capsule's control block hold its task (callable + result) when they

@@ -239,6 +239,16 @@ bool Core::drain_mail() noexcept {
         incoming_.fetch_sub(1, std::memory_order_seq_cst);
         start_remote_task(static_cast<TaskState*>(node->owner));
         break;
+      case kMailRun: {
+        // In mailbox order, with no capsule: a capsule (at its task's priority, or none free)
+        // would let a later message's task run before it.
+        count_task();
+        incoming_.fetch_sub(1, std::memory_order_seq_cst);
+        auto* task = static_cast<TaskState*>(node->owner);
+        task->run(task);
+        if (CapsuleControl* joiner = complete(task)) make_ready(joiner);
+        break;
+      }
       default:
         break;
     }

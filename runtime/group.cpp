@@ -195,6 +195,12 @@ Result<std::size_t> EventGroup::cancel() const {
   if (!in_capsule && !core->events()->in_inline_handler()) return errc::not_in_capsule;
   detail::RuntimeImpl& runtime = core->runtime();
   if (!detail::belongs(group, runtime)) return errc::invalid_argument;
+  // Refused before anything is done: a group closed, and cancelled on this core only, would
+  // keep its other cores' registrations while refusing new ones.
+  if (!in_capsule && runtime.core_count() > 1) {
+    (void)core->events()->note_inline_block();
+    return errc::inline_handler_blocked;
+  }
   // Closed first: a registration on a core after its sweep below sees it and is refused, one
   // before it is in the table for the sweep (registering does not suspend between reserving
   // the slot and arming it, and the sweep runs in a capsule of that core).
@@ -202,10 +208,6 @@ Result<std::size_t> EventGroup::cancel() const {
   std::size_t cancelled = core->events()->cancel_group(group);
   for (unsigned i = 0; i < runtime.core_count(); ++i) {
     if (i == core->index()) continue;
-    if (!in_capsule) {
-      (void)core->events()->note_inline_block();
-      return errc::inline_handler_blocked;
-    }
     // The caller's handle keeps the group alive while the other cores look.
     Result<std::size_t> there = submit(i, [group] { return detail::Core::current_core()->events()->cancel_group(group); });
     if (!there) return there.error();

@@ -9,6 +9,7 @@
 #include "runtime/event_table.hpp"
 #include "runtime/fd_reader.hpp"
 #include "runtime/runtime_impl.hpp"
+#include "runtime/task_memory.hpp"
 
 #include <aem/cross_core.hpp>
 #include <aem/signal.hpp>
@@ -120,6 +121,22 @@ void deliver_here(const SignalInfo& info) noexcept {
   if (!any) port->wanted.fetch_and(~bit(info.signo), std::memory_order_relaxed);
 }
 
+// SignalHop carries one instance to another core's registrations (deliver_here there). The
+// reader's core cannot have stopped (its reader runs), so no other core has left its loop, and
+// the incoming count keeps the target in it until the hop has run.
+struct SignalHop final : TaskState {
+  SignalInfo info;
+  explicit SignalHop(const SignalInfo& i) noexcept : info(i) {
+    run = &run_impl;
+    dispose = &dispose_impl;
+    home = TaskHome::heap;
+    priority = Priority::critical;
+    flags.store(kReleased, std::memory_order_relaxed);
+  }
+  static void run_impl(TaskState* state) noexcept { deliver_here(static_cast<SignalHop*>(state)->info); }
+  static void dispose_impl(TaskState* state) noexcept { static_cast<SignalHop*>(state)->~SignalHop(); }
+};
+
 // fan_out hands an instance read on this core to every core with registrations of it.
 void fan_out(const SignalInfo& info) noexcept {
   Core& core = *Core::current_core();
@@ -132,12 +149,21 @@ void fan_out(const SignalInfo& info) noexcept {
         (port->wanted.load(std::memory_order_relaxed) & bit(info.signo)) == 0) {
       continue;
     }
+    // Not aem::post: a capsule there may be missing (none free) or refused (Policy), and the
+    // instance would be lost. Run on that core's dispatcher, in mailbox order (kMailRun).
+    void* memory = nullptr;
     try {
-      // In order: the posts of one reader run at one priority on the target, first in first out.
-      (void)aem::post(k, [info] { deliver_here(info); }, Priority::critical);
+      memory = task_allocate(sizeof(SignalHop), alignof(SignalHop));
     } catch (...) {
-      // out of memory: that core's registrations miss this instance
+      continue;  // out of memory: that core's registrations miss this instance
     }
+    auto* hop = new (memory) SignalHop(info);
+    Core& target = runtime.core(k);
+    hop->runner = &target;
+    target.count_incoming();
+    hop->mail.owner = hop;
+    hop->mail.kind = kMailRun;
+    target.post(&hop->mail);
   }
 }
 

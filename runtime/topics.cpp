@@ -110,8 +110,8 @@ std::size_t deliver_here(Core& core, const Target* targets, std::size_t n, Paylo
 }
 
 // TopicHop carries one event to the subscriptions of another core: a task posted to that
-// core's mailbox. It delivers in a capsule there, or, when that core has no capsule to give it,
-// on its dispatcher (run() with launch_error set): either way the event is not lost.
+// core's mailbox and run on its dispatcher as it arrives (kMailRun; delivering never
+// suspends), so hops are delivered in the order they were posted and none waits for a capsule.
 struct TopicHop final : TaskState {
   std::vector<Target> targets;
   Payload payload;
@@ -149,7 +149,7 @@ bool post_hop(RuntimeImpl& runtime, unsigned index, std::vector<Target>&& target
   hop->runner = &target;
   target.count_incoming();
   hop->mail.owner = hop;
-  hop->mail.kind = kMailSpawn;
+  hop->mail.kind = kMailRun;
   target.post(&hop->mail);
   return true;
 }
