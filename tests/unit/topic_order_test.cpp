@@ -1,4 +1,4 @@
-// Review of topics: a publisher's events reach another core's subscription in publish order,
+// Topics: a publisher's events reach another core's subscription in publish order,
 // whatever priority their hops to that core would run at.
 #include "support/cores.hpp"
 #include "support/event_helpers.hpp"
@@ -47,7 +47,7 @@ void busy_core_one(std::atomic<bool>& started, std::atomic<bool>& go) {
 
 }  // namespace
 
-TEST_CASE("review topics: one publisher's events reach another core's subscription in publish order") {
+TEST_CASE("topics: one publisher's events reach another core's subscription in publish order") {
   aem::Runtime rt(aem_test::config_for(2));
   rt.run([] {
     Log log;
@@ -79,7 +79,7 @@ TEST_CASE("review topics: one publisher's events reach another core's subscripti
   });
 }
 
-TEST_CASE("review topics: a hop that finds no free capsule does not overtake an earlier one") {
+TEST_CASE("topics: a hop that finds no free capsule does not overtake an earlier one") {
   aem::Config config = aem_test::config_for(2);
   config.capsules_per_core = 2;
   config.max_capsules = 2;

@@ -1,4 +1,4 @@
-// Review of signals: an instance read on one core reaches the registrations of another core
+// Signals: an instance read on one core reaches the registrations of another core
 // even when that core has no capsule to spare, or the runtime's policy allows no more capsules.
 #include "support/cores.hpp"
 #include "support/event_helpers.hpp"
@@ -68,7 +68,7 @@ int signal_core_one_busy(int busy) {
 
 }  // namespace
 
-TEST_CASE("review signals: an instance reaches another core's registration while that core has no free capsule") {
+TEST_CASE("signals: an instance reaches another core's registration while that core has no free capsule") {
   BlockedSignal blocked(SIGUSR2);
   aem::Config config = aem_test::config_for(2);
   config.capsules_per_core = 2;
@@ -77,7 +77,7 @@ TEST_CASE("review signals: an instance reaches another core's registration while
   rt.run([] { CHECK(signal_core_one_busy(2) == 1); });
 }
 
-TEST_CASE("review signals: the runtime's max_capsules does not keep an instance from another core's registration") {
+TEST_CASE("signals: the runtime's max_capsules does not keep an instance from another core's registration") {
   BlockedSignal blocked(SIGUSR2);
   aem::Config config = aem_test::config_for(2);
   config.policy.max_capsules = 1;

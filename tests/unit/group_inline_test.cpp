@@ -1,4 +1,4 @@
-// Review of event groups: EventGroup::cancel from an inline handler of a multi-core runtime is
+// Event groups: EventGroup::cancel from an inline handler of a multi-core runtime is
 // refused (errc::inline_handler_blocked) without closing the group half way.
 #include "support/cores.hpp"
 #include "support/event_helpers.hpp"
@@ -16,7 +16,7 @@
 
 using aem_test::wait_until;
 
-TEST_CASE("review groups: a refused cancel from an inline handler leaves the group open and its registrations live") {
+TEST_CASE("groups: a refused cancel from an inline handler leaves the group open and its registrations live") {
   aem::Runtime rt(aem_test::config_for(2));
   rt.run([] {
     auto group = aem::EventGroup::create();
