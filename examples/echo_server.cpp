@@ -112,7 +112,11 @@ void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::WaitGrou
         auto handed = aem::post(core, [s = std::move(stream), &stats]() mutable { watch(std::move(s), stats); });
         if (!handed) std::fprintf(stderr, "post: %s (connection dropped)\n", handed.error().message().c_str());
       },
-      {.on_error = [](std::error_code error) { std::fprintf(stderr, "accept paused: %s\n", error.message().c_str()); }});
+      // Inline: the handler never suspends (an option, a post, a registration), and a burst of
+      // connections then costs no capsule each — fresh capsules would grow the pool by one per
+      // connection accepted in the same turn.
+      {.exec = aem::Executor::inline_handler,
+       .on_error = [](std::error_code error) { std::fprintf(stderr, "accept paused: %s\n", error.message().c_str()); }});
   if (!accepting) {
     std::fprintf(stderr, "on_accept: %s\n", accepting.error().message().c_str());
     return;
