@@ -220,6 +220,7 @@ TEST_CASE("socket events: on_accept backs off on EMFILE and keeps serving") {
       std::vector<aem::TcpStream> held;
       int errors = 0;
       int served = 0;
+      int running = 0;  // handlers started and not finished: the locals above outlive them all
       // The client sockets are made on a plain thread before the limit drops, so they exist;
       // they connect after it, when the limit leaves the server room for a few accepted ones.
       std::atomic<bool> created{false};
@@ -263,9 +264,11 @@ TEST_CASE("socket events: on_accept backs off on EMFILE and keeps serving") {
       auto id = aem::on_accept(
           listener,
           [&](aem::TcpStream stream) {
+            ++running;
             std::byte one[1];
             if (stream.read_exact(one, 10s) && stream.write_all(one, 10s)) ++served;
             held.push_back(std::move(stream));  // keeps its descriptor until an EMFILE frees them
+            --running;
           },
           {.on_error = [&](std::error_code error) {
             // Compared without a virtual call: UBSan's vptr check probes memory through a pipe,
@@ -284,6 +287,8 @@ TEST_CASE("socket events: on_accept backs off on EMFILE and keeps serving") {
                   static_cast<unsigned long long>(stats.accept_backoffs));
       std::fflush(stdout);
       (void)aem::cancel(*id);
+      // cancel lets handlers that run already finish: they still use the locals.
+      while (running > 0) aem::this_capsule::sleep_for(1ms);
       if (echoed.load() != kClients) return 1;
       if (errors == 0 || stats.accept_backoffs == 0) return 2;
       return 0;
