@@ -166,6 +166,16 @@ class Core {
   static void wake_remote(CapsuleControl* capsule) noexcept;
   // post delivers `node` to this core's mailbox and wakes the core if it sleeps. Any thread.
   void post(MailNode* node) noexcept;
+  // run_on_dispatcher hands `task` (one that never suspends) to this core, which runs it on its
+  // dispatcher as it takes it from the mailbox, in mailbox order, with no capsule (kMailRun).
+  // Any thread.
+  void run_on_dispatcher(TaskState* task) noexcept {
+    task->runner = this;
+    count_incoming();
+    task->mail.owner = task;
+    task->mail.kind = kMailRun;
+    post(&task->mail);
+  }
   // notify wakes the core if it sleeps, so it re-reads the runtime's state. Any thread.
   void notify() noexcept;
   // Task accounting, so that a stopping runtime knows when nothing is left anywhere:

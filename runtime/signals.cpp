@@ -157,13 +157,7 @@ void fan_out(const SignalInfo& info) noexcept {
     } catch (...) {
       continue;  // out of memory: that core's registrations miss this instance
     }
-    auto* hop = new (memory) SignalHop(info);
-    Core& target = runtime.core(k);
-    hop->runner = &target;
-    target.count_incoming();
-    hop->mail.owner = hop;
-    hop->mail.kind = kMailRun;
-    target.post(&hop->mail);
+    runtime.core(k).run_on_dispatcher(new (memory) SignalHop(info));
   }
 }
 

@@ -144,13 +144,7 @@ bool post_hop(RuntimeImpl& runtime, unsigned index, std::vector<Target>&& target
   } catch (const std::bad_alloc&) {
     return false;
   }
-  auto* hop = new (memory) TopicHop(std::move(targets), std::move(payload), at);
-  Core& target = runtime.core(index);
-  hop->runner = &target;
-  target.count_incoming();
-  hop->mail.owner = hop;
-  hop->mail.kind = kMailRun;
-  target.post(&hop->mail);
+  runtime.core(index).run_on_dispatcher(new (memory) TopicHop(std::move(targets), std::move(payload), at));
   return true;
 }
 

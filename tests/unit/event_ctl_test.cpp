@@ -21,6 +21,8 @@
 
 using namespace std::chrono_literals;
 using aem_test::data_of;
+using aem_test::Log;
+using aem_test::on_core;
 using aem_test::text_of;
 using aem_test::wait_until;
 
@@ -28,33 +30,6 @@ namespace {
 
 constexpr unsigned kCtlCores[] = {1, 2};
 
-// Log collects what handlers on any core saw.
-struct Log {
-  std::mutex mutex;
-  std::vector<std::string> entries;
-  void add(std::string s) {
-    std::lock_guard lock(mutex);
-    entries.push_back(std::move(s));
-  }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mutex);
-    return entries;
-  }
-  std::size_t size() {
-    std::lock_guard lock(mutex);
-    return entries.size();
-  }
-};
-
-// on_core registers on core `core` (through submit when it is not this one).
-template <typename F>
-aem::EventId on_core(unsigned core, F&& make) {
-  auto id = aem::submit(core, std::forward<F>(make));
-  REQUIRE(id);
-  REQUIRE(*id);
-  CHECK((*id)->core() == core);
-  return **id;
-}
 
 void check_rejected(aem::EventId id, aem::errc want) {
   CAPTURE(id.value());

@@ -17,22 +17,10 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using aem_test::Log;
 using aem_test::wait_until;
 
 namespace {
-
-struct Log {
-  std::mutex mutex;
-  std::vector<std::string> entries;
-  void add(std::string_view s) {
-    std::lock_guard lock(mutex);
-    entries.emplace_back(s);
-  }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mutex);
-    return entries;
-  }
-};
 
 // busy_core_one keeps core 1 from its mailbox until `go` is set: both hops of the test are then
 // taken from the mailbox in one pass.
@@ -53,7 +41,7 @@ TEST_CASE("topics: one publisher's events reach another core's subscription in p
     Log log;
     // S gets every topic at its own (normal) priority; T makes "t.hi"'s hop to core 1 critical.
     auto s = aem::submit(1, [&log] {
-      return aem::subscribe(aem::TopicFilter::any(), [&log](std::string_view topic, aem::SharedEventData) { log.add(topic); },
+      return aem::subscribe(aem::TopicFilter::any(), [&log](std::string_view topic, aem::SharedEventData) { log.add(std::string(topic)); },
                             {.exec = aem::Executor::keepalive});
     });
     REQUIRE(s);
@@ -88,7 +76,7 @@ TEST_CASE("topics: a hop that finds no free capsule does not overtake an earlier
     Log log;
     // An inline subscription: delivered where the hop runs.
     auto s = aem::submit(1, [&log] {
-      return aem::subscribe(aem::TopicFilter::any(), [&log](std::string_view topic, aem::SharedEventData) { log.add(topic); },
+      return aem::subscribe(aem::TopicFilter::any(), [&log](std::string_view topic, aem::SharedEventData) { log.add(std::string(topic)); },
                             {.exec = aem::Executor::inline_handler});
     });
     REQUIRE(s);

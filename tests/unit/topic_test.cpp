@@ -20,6 +20,8 @@
 
 using namespace std::chrono_literals;
 using aem_test::data_of;
+using aem_test::Log;
+using aem_test::on_core;
 using aem_test::text_of;
 using aem_test::wait_until;
 
@@ -27,33 +29,6 @@ namespace {
 
 constexpr unsigned kTopicCores[] = {1, 2};
 
-// Log collects what handlers on any core saw.
-struct Log {
-  std::mutex mutex;
-  std::vector<std::string> entries;
-  void add(std::string s) {
-    std::lock_guard lock(mutex);
-    entries.push_back(std::move(s));
-  }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mutex);
-    return entries;
-  }
-  std::size_t size() {
-    std::lock_guard lock(mutex);
-    return entries.size();
-  }
-};
-
-// subscribe_on subscribes on core `core` (through submit when it is not this one).
-template <typename F>
-aem::EventId subscribe_on(unsigned core, F&& make) {
-  auto id = aem::submit(core, std::forward<F>(make));
-  REQUIRE(id);
-  REQUIRE(*id);
-  CHECK((*id)->core() == core);
-  return **id;
-}
 
 // keepalive: deliveries to one subscription in order, so logs compare exactly.
 const aem::SubscribeOptions kInOrder{.exec = aem::Executor::keepalive};
@@ -88,10 +63,10 @@ TEST_CASE("topics: each subscription gets the names its filter matches, and only
         return [&log](std::string_view topic, aem::EventData d) { log.add(std::string(topic) + "=" + text_of(d)); };
       };
       const aem::EventId ids[] = {
-          subscribe_on(home, [&] { return aem::subscribe(aem::TopicFilter::exact("a.b"), logger(exact), kInOrder); }),
-          subscribe_on(home, [&] { return aem::subscribe(aem::TopicFilter::prefix("a."), logger(prefix), kInOrder); }),
-          subscribe_on(home, [&] { return aem::subscribe(aem::TopicFilter::suffix(".b"), logger(suffix), kInOrder); }),
-          subscribe_on(home, [&] { return aem::subscribe(aem::TopicFilter::any(), logger(any), kInOrder); }),
+          on_core(home, [&] { return aem::subscribe(aem::TopicFilter::exact("a.b"), logger(exact), kInOrder); }),
+          on_core(home, [&] { return aem::subscribe(aem::TopicFilter::prefix("a."), logger(prefix), kInOrder); }),
+          on_core(home, [&] { return aem::subscribe(aem::TopicFilter::suffix(".b"), logger(suffix), kInOrder); }),
+          on_core(home, [&] { return aem::subscribe(aem::TopicFilter::any(), logger(any), kInOrder); }),
       };
       // name -> how many of the four subscriptions match it
       const std::pair<const char*, std::size_t> names[] = {{"a.b", 4}, {"a.c", 2}, {"x.b", 2}, {"a.bc", 2}, {"b", 1}};
@@ -177,7 +152,7 @@ TEST_CASE("topics: a subscriber on another core gets the event there, at its pri
       std::atomic<int> ran_at{-1};
       std::atomic<int> done{0};
       Log log;
-      const aem::EventId id = subscribe_on(home, [&] {
+      const aem::EventId id = on_core(home, [&] {
         return aem::subscribe(
             aem::TopicFilter::prefix("remote."),
             [&](std::string_view topic, aem::EventData d) {
@@ -256,7 +231,7 @@ TEST_CASE("topics: a late subscriber gets the unexpired retained events, in publ
       REQUIRE(aem::publish("r.4", data_of("four")));                    // not retained
       aem::this_capsule::sleep_for(20ms);
       Log log;
-      const aem::EventId id = subscribe_on(home, [&] {
+      const aem::EventId id = on_core(home, [&] {
         return aem::subscribe(aem::TopicFilter::prefix("r."),
                               [&](std::string_view topic, aem::SharedEventData d) { log.add(std::string(topic) + "=" + text_of(d)); },
                               kInOrder);
@@ -286,7 +261,7 @@ TEST_CASE("topics: a subscriber at its queue bound loses events and on_lost hear
       const unsigned home = cores - 1;
       Log log;
       std::atomic<std::uint64_t> lost{0};
-      const aem::EventId id = subscribe_on(home, [&] {
+      const aem::EventId id = on_core(home, [&] {
         return aem::subscribe(aem::TopicFilter::exact("flood"), [&](aem::EventData d) { log.add(text_of(d)); },
                               {.exec = aem::Executor::keepalive,
                                .queue_bound = 4,
@@ -323,9 +298,9 @@ TEST_CASE("topics: a cancelled subscription gets nothing more and publish no lon
       std::atomic<int> a{0};
       std::atomic<int> b{0};
       const aem::EventId first =
-          subscribe_on(home, [&] { return aem::subscribe(aem::TopicFilter::exact("t"), [&] { ++a; }); });
+          on_core(home, [&] { return aem::subscribe(aem::TopicFilter::exact("t"), [&] { ++a; }); });
       const aem::EventId second =
-          subscribe_on(home, [&] { return aem::subscribe(aem::TopicFilter::prefix("t"), [&] { ++b; }); });
+          on_core(home, [&] { return aem::subscribe(aem::TopicFilter::prefix("t"), [&] { ++b; }); });
       REQUIRE(aem::publish("t", {}).value() == 2);
       REQUIRE(wait_until([&] { return a.load() == 1 && b.load() == 1; }));
       REQUIRE(aem::ctl(first).cancel());
