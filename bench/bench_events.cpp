@@ -1,13 +1,17 @@
 // bench_events.cpp — the event table's hot path: one activation's round trip, and the latency
 // from activating a high-priority event to its handler starting, on an idle core and on a core
-// saturated with low-priority activations. Ratios: scripts/bench_ratios.py.
+// saturated with low-priority activations, and the hand-over of a max_active slot from one core
+// to another. Ratios: scripts/bench_ratios.py.
 #include <aem/capsule.hpp>
 #include <aem/event.hpp>
+#include <aem/group.hpp>
 #include <aem/runtime.hpp>
+#include <aem/wait_group.hpp>
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <vector>
@@ -121,5 +125,50 @@ void BM_DispatchLatencyHighUnderFlood(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_DispatchLatencyHighUnderFlood);
+
+
+// run_handoff: each iteration triggers a handler on core 0 that triggers one on core 1, both
+// registered in a group with `max_active`; core 1's handler releases the iteration. With
+// max_active = 1 core 1's activation is held until core 0's handler returns and frees the slot:
+// the core that frees it wakes the waiting core (Limits::give_active). Without a limit both
+// may run at once: the baseline.
+void run_handoff(benchmark::State& state, std::uint32_t max_active) {
+  aem::Config config;
+  config.cores = 2;
+  aem::Runtime rt(config);
+  rt.run([&] {
+    auto group = aem::EventGroup::create({.max_active = max_active});
+    if (!group) return state.SkipWithError("EventGroup::create failed");
+    aem::WaitGroup released;
+    std::atomic<std::uint64_t> second{0};
+    auto register_on = [&](unsigned core, auto handler) {
+      auto maker = aem::spawn([&, handler] { return aem::on_event(handler); }, {.core = core, .group = *group});
+      return maker ? maker->join() : aem::Result<aem::EventId>(maker.error());
+    };
+    auto on_core1 = register_on(1, [&] {
+      second.fetch_add(1, std::memory_order_relaxed);
+      released.done();
+    });
+    if (!on_core1) return state.SkipWithError("on_event on core 1 failed");
+    const aem::EventId target = *on_core1;
+    auto on_core0 = register_on(0, [target] { (void)aem::trigger(target); });
+    if (!on_core0) return state.SkipWithError("on_event on core 0 failed");
+    for (auto _ : state) {
+      released.add(1);
+      (void)aem::trigger(*on_core0);
+      released.wait();
+    }
+    if (second.load() != static_cast<std::uint64_t>(state.iterations())) state.SkipWithError("a hand-over was lost");
+    (void)group->cancel();
+  });
+}
+
+// BM_MaxActiveHandoff: a max_active = 1 slot handed from a handler on core 0 to one on core 1.
+void BM_MaxActiveHandoff(benchmark::State& state) { run_handoff(state, 1); }
+BENCHMARK(BM_MaxActiveHandoff)->UseRealTime();
+
+// BM_UnlimitedHandoff: the same chain in a group without limits.
+void BM_UnlimitedHandoff(benchmark::State& state) { run_handoff(state, 0); }
+BENCHMARK(BM_UnlimitedHandoff)->UseRealTime();
 
 }  // namespace

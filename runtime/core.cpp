@@ -38,6 +38,7 @@ Result<void> Core::init() noexcept {
   context_adopt_thread(scheduler_);
   set_guard_lookup(&running_guard);
   if (Result<void> handler = install_overflow_handler(); !handler) return handler;
+  if (config_.run_budget == 0) return make_error_code(errc::invalid_argument);  // nothing would ever run
   auto backend = create_backend(config_.backend, {config_.ring_entries, config_.cq_entries});
   if (!backend) return backend.error();
   backend_ = std::move(*backend);
@@ -319,7 +320,7 @@ void Core::idle() noexcept {
     TimePoint now = Clock::now();
     const TimePoint spin_until = std::min(deadline, now + std::chrono::duration_cast<Duration>(config_.idle_spin));
     for (unsigned i = 1; now < spin_until; ++i) {
-      if (!mailbox_.empty()) return;
+      if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed)) return;
       if ((i & 63) == 0) {
         now = Clock::now();
         if (backend_->in_flight() > 0 && backend_->poll() > 0) return;
@@ -329,7 +330,8 @@ void Core::idle() noexcept {
   }
   sleeping_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!mailbox_.empty() || metrics_.requested() || runtime_.stopping() != stop_seen_ || can_exit()) {
+  if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed) || metrics_.requested() ||
+      runtime_.stopping() != stop_seen_ || can_exit()) {
     sleeping_.store(false, std::memory_order_relaxed);
     return;
   }
@@ -347,6 +349,8 @@ void Core::loop() noexcept {
     // Timers first: switching hands control back here early when one is due (timers_due).
     expire_timers();
     drain_mail();
+    // Cleared before the retry it asks for, so a nudge during the retry is seen by idle().
+    if (nudged_.load(std::memory_order_relaxed)) nudged_.store(false, std::memory_order_seq_cst);
     if (events_->has_deferred()) events_->run_deferred();
     arena_->drain_remote_frees();  // one relaxed load when nothing came back
     run_ready();

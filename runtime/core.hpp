@@ -178,6 +178,13 @@ class Core {
   }
   // notify wakes the core if it sleeps, so it re-reads the runtime's state. Any thread.
   void notify() noexcept;
+  // nudge makes the core take another turn of its loop, retrying its deferred activations, even
+  // if it was about to sleep: another core freed what they wait for (a max_active slot). Any
+  // thread.
+  void nudge() noexcept {
+    nudged_.store(true, std::memory_order_seq_cst);
+    notify();
+  }
   // Task accounting, so that a stopping runtime knows when nothing is left anywhere:
   // count_task (this core) counts a task it starts; count_incoming (any thread) one that
   // another thread hands it through the mailbox, until it picks it up; uncount_incoming
@@ -199,6 +206,7 @@ class Core {
   void dispose_task(TaskState* task) noexcept;
 
   std::size_t capsules() const noexcept { return capsules_; }
+  unsigned run_budget() const noexcept { return config_.run_budget; }
 
  private:
   static const GuardWatch* running_guard() noexcept;
@@ -287,6 +295,7 @@ class Core {
   bool stop_seen_ = false;
   MpscQueue mailbox_;
   alignas(64) std::atomic<bool> sleeping_{false};
+  std::atomic<bool> nudged_{false};  // nudge() since the loop's last turn
   std::atomic<bool> closing_{false};
   std::atomic<int> notifiers_{0};
   alignas(64) std::atomic<std::int64_t> live_{0};  // written by this core only

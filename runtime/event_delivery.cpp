@@ -31,9 +31,14 @@ struct EventTable::Activation final : TaskState {
   Registration* registration;
   Payload payload;
   bool keepalive;
+  Priority launched_at;  // its unstarted_ level (fresh capsules)
 
   Activation(EventTable* t, Registration* r, Payload* p, Priority at) noexcept
-      : table(t), registration(r), payload(p != nullptr ? std::move(*p) : Payload()), keepalive(p == nullptr) {
+      : table(t),
+        registration(r),
+        payload(p != nullptr ? std::move(*p) : Payload()),
+        keepalive(p == nullptr),
+        launched_at(at) {
     run = &run_impl;
     dispose = &dispose_impl;
     home = TaskHome::capsule_frame;
@@ -45,6 +50,10 @@ struct EventTable::Activation final : TaskState {
     auto* self = static_cast<Activation*>(state);
     Registration* r = self->registration;
     EventTable* table = self->table;
+    if (!self->keepalive) {
+      --table->unstarted_[static_cast<unsigned>(self->launched_at)];
+      --table->unstarted_total_;
+    }
     if (self->keepalive) {
       // One at a time, in order, until nothing is queued (or it is disabled): then the capsule
       // goes back to the pool. No suspension between the last empty() and the flag, so no
@@ -93,6 +102,7 @@ void EventTable::activate(Registration* r, Payload& payload) noexcept {
     }
   }
   // Queued: for the keepalive capsule, the dispatcher, a capsule of the pool, or enable().
+  if (r->exec == Executor::fresh_capsule && !r->disabled) launch_past_bound(r);
   if (!enqueue(r, payload)) return;
   if (!r->disabled) kick(r);
 }
@@ -208,15 +218,23 @@ void EventTable::add_pending(Registration* r) noexcept {
 // start_activation runs one activation with `payload` in a fresh capsule (moving it out only
 // when a capsule was found), or (payload nullptr) starts the keepalive capsule that works
 // through the queue.
-bool EventTable::start_activation(Registration* r, Payload* payload) noexcept {
+bool EventTable::start_activation(Registration* r, Payload* payload, bool hold_bursts) noexcept {
   static_assert(sizeof(Activation) <= kFrameBytes && alignof(Activation) <= alignof(std::max_align_t));
+  const Priority at = payload != nullptr ? priority_of(r, *payload) : std::max(r->priority, r->pending_top);
+  if (payload != nullptr && hold_bursts && burst_full(at)) {
+    policy_refused_ = true;  // queued; the next turn launches it, once capsules have run
+    return false;
+  }
   if (r->policed && !policy_enter(r)) return false;  // max_active: it waits, queued
   auto capsule = core_.acquire_capsule();
   if (!capsule) {
     if (r->policed) policy_leave(r);
     return false;
   }
-  const Priority at = payload != nullptr ? priority_of(r, *payload) : std::max(r->priority, r->pending_top);
+  if (payload != nullptr) {
+    ++unstarted_[static_cast<unsigned>(at)];
+    ++unstarted_total_;
+  }
   auto* activation = new ((*capsule)->frame) Activation(this, r, payload, at);
   activation->runner = &core_;
   ++r->running;
@@ -227,6 +245,22 @@ bool EventTable::start_activation(Registration* r, Payload* payload) noexcept {
   core_.count_task();
   core_.launch(*capsule, activation);
   return true;
+}
+
+// launch_past_bound starts the oldest queued activations of a fresh-capsule registration whose
+// queue is at its bound, a capsule each (the pool grows if it must): burst_full only delays
+// activations, it never makes one lost that a capsule could have run.
+void EventTable::launch_past_bound(Registration* r) noexcept {
+  while (r->queue.size() >= r->queue_bound && start_activation(r, &r->queue.front(), false)) (void)take_next(r);
+}
+
+// burst_full (burst_full_at past its inline check) reports whether a fresh-capsule activation at `at` should wait for the next turn:
+// a turn's worth (run_budget) of activations at `at` or above is launched and not yet running,
+// so all of them run before it would anyway. A more urgent one is never held back.
+bool EventTable::burst_full_at(Priority at) const noexcept {
+  std::uint32_t ahead = 0;
+  for (unsigned level = static_cast<unsigned>(at); level < kPriorityLevels; ++level) ahead += unstarted_[level];
+  return ahead >= burst_bound_;
 }
 
 // boost_worker raises a busy keepalive capsule to the priority of the most urgent activation

@@ -52,7 +52,7 @@ void release_payload(const Registration* r, Payload& p) noexcept {
 }
 
 EventTable::EventTable(Core& core, std::uint8_t runtime_tag) noexcept
-    : core_(core), tag_(runtime_tag), core_index_(core.index()) {}
+    : core_(core), tag_(runtime_tag), core_index_(core.index()), burst_bound_(core.run_budget()) {}
 
 EventTable::~EventTable() {
   for (Registration* chunk : chunks_) {

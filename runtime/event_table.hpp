@@ -23,6 +23,7 @@
 #include <aem/result.hpp>
 #include <aem/time.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -264,7 +265,9 @@ class EventTable {
   bool enqueue(Registration* registration, Payload& payload) noexcept;
   Payload take_next(Registration* registration) noexcept;
   void kick(Registration* registration) noexcept;
-  bool start_activation(Registration* registration, Payload* payload) noexcept;
+  // start_activation: see event_delivery.cpp. hold_bursts false launches past burst_full.
+  bool start_activation(Registration* registration, Payload* payload, bool hold_bursts = true) noexcept;
+  void launch_past_bound(Registration* registration) noexcept;
   void run_inline(Registration* registration, Payload& payload) noexcept;
   void deliver(Registration* registration, Payload& payload) noexcept;
   void invoke_handler(Registration* registration, Payload& payload) noexcept;
@@ -327,7 +330,21 @@ class EventTable {
   std::uint64_t lost_ = 0;
   std::atomic<SignalPort*> signal_port_{nullptr};
   std::atomic<ErrorPort*> error_port_{nullptr};
-  bool policy_refused_ = false;  // the last policy_enter refused: retry_pending passes over it
+  // policy_refused_: the last start_activation held back (max_active reached, or a burst
+  // bound): retry_pending passes over the registration and tries the others.
+  bool policy_refused_ = false;
+  // unstarted_ counts fresh-capsule activations launched but not yet running, by priority. A
+  // burst takes capsules only as fast as the core runs them (burst_full): pooled capsules come
+  // back in time for the rest, instead of one new stack per queued activation. A handler that
+  // blocks has started, so blocked handlers never hold the next ones back.
+  std::array<std::uint32_t, kPriorityLevels> unstarted_{};
+  std::uint32_t unstarted_total_ = 0;
+  std::uint32_t burst_bound_;  // Config::run_budget
+  // burst_full: see event_delivery.cpp. Inline: every fresh activation asks, and a burst is rare.
+  bool burst_full(Priority at) const noexcept {
+    return unstarted_total_ >= burst_bound_ && burst_full_at(at);
+  }
+  bool burst_full_at(Priority at) const noexcept;
 };
 
 // free_signal_port / free_error_port release a core's reader state (the table's destructor).

@@ -69,15 +69,35 @@ void EventTable::policy_retire(Registration* r) noexcept {
   r->policed = false;
 }
 
+bool Limits::take_active(unsigned core) noexcept {
+  if (take(active, policy.max_active)) return true;
+  waiting_cores.fetch_or(std::uint64_t{1} << (core % 64), std::memory_order_seq_cst);
+  // Pairs with the fence in give_active: either that core sees the mark, or this try sees
+  // the slot it gave back.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return take(active, policy.max_active);
+}
+
+void Limits::give_active(RuntimeImpl& runtime) noexcept {
+  give(active);
+  if (policy.max_active == 0) return;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (waiting_cores.load(std::memory_order_relaxed) == 0) return;
+  const std::uint64_t waiting = waiting_cores.exchange(0, std::memory_order_acq_rel);
+  for (unsigned i = 0; i < runtime.core_count(); ++i) {
+    if ((waiting >> (i % 64)) & 1) runtime.core(i).nudge();
+  }
+}
+
 bool EventTable::policy_enter(Registration* r) noexcept {
   GroupState* group = r->group;
   RuntimeLimits& runtime = core_.runtime().limits();
-  if (group != nullptr && !Limits::take(group->limits.active, group->limits.policy.max_active)) {
+  if (group != nullptr && !group->limits.take_active(core_index_)) {
     policy_refused_ = true;
     return false;
   }
-  if (runtime.policy.max_active != 0 && !Limits::take(runtime.active, runtime.policy.max_active)) {
-    if (group != nullptr) Limits::give(group->limits.active);
+  if (runtime.policy.max_active != 0 && !runtime.take_active(core_index_)) {
+    if (group != nullptr) group->limits.give_active(core_.runtime());
     policy_refused_ = true;
     return false;
   }
@@ -86,8 +106,8 @@ bool EventTable::policy_enter(Registration* r) noexcept {
 
 void EventTable::policy_leave(Registration* r) noexcept {
   RuntimeLimits& runtime = core_.runtime().limits();
-  if (runtime.policy.max_active != 0) Limits::give(runtime.active);
-  if (r->group != nullptr) Limits::give(r->group->limits.active);
+  if (runtime.policy.max_active != 0) runtime.give_active(core_.runtime());
+  if (r->group != nullptr) r->group->limits.give_active(core_.runtime());
 }
 
 // ---- capsules --------------------------------------------------------------------------

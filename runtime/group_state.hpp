@@ -42,6 +42,16 @@ struct Limits {
     return true;
   }
   static void give(std::atomic<std::uint32_t>& counter) noexcept { counter.fetch_sub(1, std::memory_order_relaxed); }
+
+  // waiting_cores marks the cores (bit index % 64) holding an activation back on max_active,
+  // so that the core that frees a slot nudges them instead of leaving them to their next
+  // periodic retry.
+  std::atomic<std::uint64_t> waiting_cores{0};
+  // take_active takes a max_active slot, or marks `core` as waiting for one (and tries once
+  // more: a slot given back between the first try and the mark is not missed).
+  bool take_active(unsigned core) noexcept;
+  // give_active gives a slot back and nudges the cores waiting for one.
+  void give_active(RuntimeImpl& runtime) noexcept;
 };
 
 // RuntimeLimits are the runtime's Config::policy: a count is kept only when it is limited.

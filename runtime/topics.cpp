@@ -27,7 +27,6 @@ namespace {
 struct TopicSubscription {
   EventId id;
   TopicFilter filter;
-  Priority priority;  // at subscribe time: what a hop to its core runs at (ctl may change it later)
 };
 
 struct RetainedEvent {
@@ -41,7 +40,6 @@ struct RetainedEvent {
 // Target is one subscription a publish reaches.
 struct Target {
   EventId id;
-  Priority priority;
 };
 
 // event_core returns the calling core if it may use its event table (a capsule, or an inline
@@ -116,11 +114,10 @@ struct TopicHop final : TaskState {
   std::vector<Target> targets;
   Payload payload;
 
-  TopicHop(std::vector<Target>&& t, Payload&& p, Priority at) noexcept : targets(std::move(t)), payload(std::move(p)) {
+  TopicHop(std::vector<Target>&& t, Payload&& p) noexcept : targets(std::move(t)), payload(std::move(p)) {
     run = &run_impl;
     dispose = &dispose_impl;
     home = TaskHome::heap;
-    priority = at;
     flags.store(kReleased, std::memory_order_relaxed);
   }
   static void run_impl(TaskState* state) noexcept {
@@ -133,18 +130,14 @@ struct TopicHop final : TaskState {
 
 // post_hop sends `payload` to the subscriptions `targets` of core `index`. False when it could
 // not (out of memory); the caller reports it.
-bool post_hop(RuntimeImpl& runtime, unsigned index, std::vector<Target>&& targets, Payload&& payload,
-              std::optional<Priority> priority) noexcept {
-  Priority at = Priority::idle;
-  if (priority) at = *priority;
-  else for (const Target& t : targets) at = std::max(at, t.priority);
+bool post_hop(RuntimeImpl& runtime, unsigned index, std::vector<Target>&& targets, Payload&& payload) noexcept {
   void* memory = nullptr;
   try {
     memory = task_allocate(sizeof(TopicHop), alignof(TopicHop));
   } catch (const std::bad_alloc&) {
     return false;
   }
-  runtime.core(index).run_on_dispatcher(new (memory) TopicHop(std::move(targets), std::move(payload), at));
+  runtime.core(index).run_on_dispatcher(new (memory) TopicHop(std::move(targets), std::move(payload)));
   return true;
 }
 
@@ -217,7 +210,7 @@ Result<EventId> topic_arm(const RegistrationSlot& slot, const HandlerOps* ops, T
       p.priority = e.priority;
       backlog.push_back(std::move(p));
     }
-    registry.subscriptions.push_back({id, std::move(filter), r->priority});
+    registry.subscriptions.push_back({id, std::move(filter)});
   } catch (...) {
     (void)table.cancel(id);
     return make_error_code(errc::out_of_memory);
@@ -263,7 +256,7 @@ Result<std::size_t> publish(std::string_view topic, EventData data, PublishOptio
     const TimePoint now = Clock::now();
     registry.expire(now);
     for (const TopicSubscription& s : registry.subscriptions) {
-      if (s.filter.matches(topic)) targets.push_back({s.id, s.priority});
+      if (s.filter.matches(topic)) targets.push_back({s.id});
     }
     if (retain) {
       if (registry.retained.size() >= kMaxRetainedEvents) {
@@ -305,7 +298,7 @@ Result<std::size_t> publish(std::string_view topic, EventData data, PublishOptio
         group.assign(targets.begin() + static_cast<std::ptrdiff_t>(begin), targets.begin() + static_cast<std::ptrdiff_t>(end));
       } catch (const std::bad_alloc&) {
       }
-      if (!group.empty() && post_hop(runtime, index, std::move(group), std::move(payload), options.priority)) {
+      if (!group.empty() && post_hop(runtime, index, std::move(group), std::move(payload))) {
         reached += end - begin;
       } else {
         std::fprintf(stderr, "aem: out of memory sending topic %.*s to core %u; %zu subscriptions miss it\n",

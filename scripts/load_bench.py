@@ -8,13 +8,17 @@ CPU time per message and both cores' CPU use, with ratios to the epoll baseline.
 server, the RSS growth for idle connections.
 
 usage: scripts/load_bench.py [--build DIR] [--aem-server PATH] [--connections 100,1000,10000]
-                             [--duration S] [--warmup S] [--servers epoll,thread,...]
+                             [--duration S] [--warmup S] [--servers epoll,thread,...] [--repeat N]
                              [--idle-connections N | --no-idle] [--json OUT] [--quick]
+--repeat N runs every cell N times, the servers in alternating order, and reports each figure
+as the median of its N runs: on a shared machine one run can land in a slow spell that
+another server's run escapes.
 Exit status 1 when any run failed (the table says which and why); targets are reported, not
 enforced, because a shared machine cannot judge them.
 """
 import argparse
 import json
+import statistics
 import os
 import selectors
 import signal
@@ -300,6 +304,18 @@ def available_servers(args):
     return chosen
 
 
+def median_result(results):
+    """One cell's runs folded into one: every number is the median of the runs' values."""
+    folded = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("connections", "message_size"):
+            folded[key] = statistics.median(r[key] for r in results)
+    folded["runs"] = len(results)
+    if len(results) > 1:
+        folded["each_run"] = results
+    return folded
+
+
 def ratio(value, base):
     return value / base if base else None
 
@@ -401,12 +417,15 @@ def parse_args():
     parser.add_argument("--servers", default="epoll,thread,aem-capsule,aem-registration")
     parser.add_argument("--idle-connections", type=int, help=f"default {DEFAULT_IDLE_CONNECTIONS}")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-memory measurement")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell, servers alternating (default 1)")
     parser.add_argument("--json", help="also write every result here")
     args = parser.parse_args()
     resolve_sweep_arguments(parser, args, Sweep(DEFAULT_CONNECTIONS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S),
                             Sweep(QUICK_CONNECTIONS, QUICK_DURATION_S, QUICK_WARMUP_S))
     args.aem_server = args.aem_server or os.path.join(args.build, "examples", "aem_echo_server")
     args.servers = args.servers.split(",")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.idle_connections is None:
         args.idle_connections = QUICK_IDLE_CONNECTIONS if args.quick else DEFAULT_IDLE_CONNECTIONS
     return args
@@ -422,15 +441,24 @@ def main():
 
     runs, run_failures = [], []
     for connections in args.connections:
-        for name, (binary, extra) in servers.items():
-            print(f"running {name} with {connections} connections ...", file=sys.stderr, flush=True)
-            try:
-                with Server(name, binary, extra) as server:
-                    result = measure(client, server, connections, args.duration, args.warmup)
-                runs.append({"server": name, **result})
-            except BenchError as error:
-                print(f"  FAILED: {error}", file=sys.stderr)
-                run_failures.append((name, connections, str(error).splitlines()[0]))
+        samples = {name: [] for name in servers}
+        for repetition in range(args.repeat):
+            order = list(servers.items())
+            for name, (binary, extra) in (order if repetition % 2 == 0 else reversed(order)):
+                print(f"running {name} with {connections} connections"
+                      f"{f' ({repetition + 1} of {args.repeat})' if args.repeat > 1 else ''} ...",
+                      file=sys.stderr, flush=True)
+                try:
+                    with Server(name, binary, extra) as server:
+                        samples[name].append(measure(client, server, connections, args.duration, args.warmup))
+                    if args.repeat > 1:
+                        r = samples[name][-1]
+                        print(f"  {r['msgs_per_s']:.0f} msgs/s, {r['server_cpu_us_per_msg']:.2f} us/msg",
+                              file=sys.stderr, flush=True)
+                except BenchError as error:
+                    print(f"  FAILED: {error}", file=sys.stderr)
+                    run_failures.append((name, connections, str(error).splitlines()[0]))
+        runs += [{"server": name, **median_result(results)} for name, results in samples.items() if results]
 
     idle, idle_failures = [], []
     if not args.no_idle:
@@ -444,13 +472,14 @@ def main():
                 idle_failures.append((name, args.idle_connections, str(error).splitlines()[0]))
 
     print(f"\nload benchmark: {MESSAGE_BYTES}-byte ping-pong, server on core {SERVER_CORE}, client on core "
-          f"{CLIENT_CORE}, {args.warmup:g} s warm-up + {args.duration:g} s measured per run")
+          f"{CLIENT_CORE}, {args.warmup:g} s warm-up + {args.duration:g} s measured per run"
+          f"{f', medians of {args.repeat} runs per cell' if args.repeat > 1 else ''}")
     print_runs(runs, run_failures)
     print_idle(idle, idle_failures)
     print_targets(runs, idle)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"message_size": MESSAGE_BYTES, "duration_s": args.duration, "warmup_s": args.warmup,
+            json.dump({"message_size": MESSAGE_BYTES, "duration_s": args.duration, "warmup_s": args.warmup, "repeat": args.repeat,
                        "server_core": SERVER_CORE, "client_core": CLIENT_CORE, "runs": runs, "idle": idle,
                        "failures": [{"server": n, "connections": c, "phase": p, "reason": r}
                                     for p, fl in (("run", run_failures), ("idle", idle_failures))

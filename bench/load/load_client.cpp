@@ -4,8 +4,8 @@
 // the same, known quantity whichever server it measures, and a bug in aem cannot flatter aem.
 //
 // Output, one JSON object per line on stdout:
-//   {"event":"warmup_done",...}   when the measured window opens: after --warmup, and not before
-//                                 every connection has had its first echo
+//   {"event":"warmup_done",...}   when the measured window opens: --warmup after the last
+//                                 connection had its first echo (see PingPong::complete)
 //   {"event":"result",...}        messages, seconds, msgs_per_s, p50/p99/p999/max_us,
 //                                 client_cpu_s and, with --server-pid, server_cpu_s
 //   {"event":"ready",...}         --idle: all connections are open and stay idle
@@ -220,7 +220,6 @@ class PingPong {
 
   void run() {
     const auto start = Clock::now();
-    const auto window_start = start + seconds(options_.warmup_s);
     auto window_end = Clock::time_point::max();
     for (Connection& c : connections_) begin_request(c, start);
     bool measuring = false;
@@ -231,9 +230,7 @@ class PingPong {
       if (ready < 0 && errno != EINTR) fail(program_, "epoll_wait");
       const auto now = Clock::now();
       for (int i = 0; i < ready; ++i) serve(connections_[events[i].data.u64], events[i].events, now);
-      // Not before every connection had its first reply: a server that accepts slowly would
-      // otherwise have its connection set-up counted as the latency of first requests.
-      if (!measuring && now >= window_start && answered_ == connections_.size()) {
+      if (!measuring && answered_ == connections_.size() && now >= loop_started_ + seconds(options_.warmup_s)) {
         open_window(now);
         window_end = now + seconds(options_.duration_s);
         measuring = true;
@@ -304,13 +301,19 @@ class PingPong {
     if ((events & (EPOLLHUP | EPOLLERR)) != 0) die(c, "hung up by the server", 0);
   }
 
+  // complete starts the connection's next request, except during the opening round: a connection
+  // that had its first echo waits until every connection had one, and then all start together.
+  // A server that accepts slowly (a thread-per-connection acceptor competing with thousands of
+  // busy connection threads) would otherwise starve its own accept loop and have its connection
+  // set-up counted as request latency. The warm-up runs from that moment.
   void complete(Connection& c, Clock::time_point now) {
-    if (!c.answered) {
-      c.answered = true;
-      ++answered_;
-    }
     histogram_.record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent_at).count()));
-    begin_request(c, now);
+    if (c.answered) return begin_request(c, now);
+    c.answered = true;
+    c.sent_at = Clock::time_point::max();  // idle until the round ends: not a stall
+    if (++answered_ < connections_.size()) return;
+    loop_started_ = now;
+    for (Connection& each : connections_) begin_request(each, now);
   }
 
   void open_window(Clock::time_point now) {
@@ -354,7 +357,7 @@ class PingPong {
     std::size_t stalled = 0;
     const Connection* first = nullptr;
     for (const Connection& c : connections_) {
-      if (now - c.sent_at <= limit) continue;
+      if (c.sent_at == Clock::time_point::max() || now - c.sent_at <= limit) continue;
       if (first == nullptr) first = &c;
       ++stalled;
     }
@@ -380,6 +383,7 @@ class PingPong {
   std::vector<Connection> connections_;
   int epoll_fd_ = -1;
   std::size_t answered_ = 0;  // connections that have had an echo
+  Clock::time_point loop_started_;  // when the opening round ended and every closed loop began
   LatencyHistogram histogram_;
   Clock::time_point window_opened_;
   double client_cpu_at_open_ = 0;

@@ -47,7 +47,9 @@ struct Config {
   std::size_t capsules_per_core = 64;
   // max_capsules caps one core's pool; a spawn beyond it fails with errc::resource_limit.
   std::size_t max_capsules = 16384;
-  // run_budget is how many capsules a core runs before it reaps completions and timers again.
+  // run_budget is how many capsules a core runs before it reaps completions and timers again;
+  // it also bounds a burst of fresh-capsule activations waiting to start (Executor). At least
+  // 1: start() fails with errc::invalid_argument on 0.
   unsigned run_budget = 64;
   // starvation_budget: after this many consecutive picks that passed over a non-empty lower
   // priority level, one pick is given to a lower level (0 disables: strict priority).

@@ -9,7 +9,12 @@ namespace aem {
 // Executor says which capsule runs a registration's activations.
 enum class Executor : std::uint8_t {
   // fresh_capsule: each activation runs in its own capsule from the core's pool, so activations
-  // of one registration may overlap when a handler blocks.
+  // of one registration may overlap when a handler blocks. A burst takes capsules only as fast
+  // as the core runs them: once Config::run_budget activations of the same or higher priority
+  // wait to start, the next waits in the registration's queue for a later turn, so the pool's
+  // own capsules come back to serve it and a flood of quick handlers maps no new stacks. A
+  // handler that blocks has started and holds nothing back; a queue at its bound starts its
+  // oldest activations at once (growing the pool) rather than lose one.
   fresh_capsule,
   // keepalive: one capsule per registration runs its activations one after another, in order
   // (AEM's atomicity: never two handlers of the same registration at once). The capsule is
@@ -30,7 +35,8 @@ enum class Executor : std::uint8_t {
 };
 
 // kDefaultQueueBound is the default number of activations one registration keeps waiting
-// (not started yet: disabled, its keepalive capsule busy, or no capsule free).
+// (not started yet: disabled, its keepalive capsule busy, a fresh-capsule burst, or no capsule
+// free).
 inline constexpr std::uint32_t kDefaultQueueBound = 1024;
 
 // Lost tells a registration that `count` of its activations were dropped: its queue was at its

@@ -116,6 +116,16 @@ TEST_CASE("spawn reports bad arguments as error codes") {
   CHECK(aem::this_core::id() == aem::this_core::kNone);
 }
 
+TEST_CASE("a run_budget of 0 makes start fail cleanly instead of running nothing") {
+  aem::Config config = aem_test::config_for(2);
+  config.run_budget = 0;
+  aem::Runtime rt(config);
+  auto started = rt.start();
+  REQUIRE_FALSE(started);
+  CHECK(started.error() == aem::errc::invalid_argument);
+  CHECK_FALSE(rt.running());
+}
+
 TEST_CASE("submit runs on the target core and suspends only the caller") {
   for (unsigned cores : aem_test::kCoreCounts) {
     CAPTURE(cores);
