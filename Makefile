@@ -69,8 +69,8 @@ clean:
 
 # The load benchmark (bench/load/README.md): baselines and aem's echo server under 100, 1,000
 # and 10,000 ping-pong connections, server on core 0, client on core 1. LOAD_BENCH_FLAGS passes
-# options to the script, e.g. LOAD_BENCH_FLAGS=--quick.
-LOAD_BENCH_FLAGS ?=
+# options to the script (default: 3 runs per cell, medians), e.g. LOAD_BENCH_FLAGS=--quick.
+LOAD_BENCH_FLAGS ?= --repeat 3
 .PHONY: load-bench
 load-bench: build/release/build.ninja
 	cmake --build build/release -j $(JOBS) --target aem_load_client aem_epoll_echo_server aem_thread_echo_server \
