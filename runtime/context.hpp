@@ -160,11 +160,16 @@ void context_after_switch(Context& self, Context& previous);
         "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",  //
         "mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7",              //
         "fpsr", "cc", "memory");
-  if (from.own_fp_env || previous->own_fp_env) [[unlikely]] fp_env_enter(from);
+  // rdi holds the resuming context only until the next call: a register variable is bound to
+  // its register for the asm alone, and a sanitizer's instrumentation (TSan's __tsan_read1 on
+  // `from.own_fp_env`) is a call. Read afterwards, it was garbage, so the scheduler loaded an
+  // all-zero floating-point state (every exception unmasked) and the next division trapped.
+  Context* const resumed_from = previous;
+  if (from.own_fp_env || resumed_from->own_fp_env) [[unlikely]] fp_env_enter(from);
 #if AEM_FIBER_HOOKS
-  context_after_switch(from, *previous);
+  context_after_switch(from, *resumed_from);
 #else
-  (void)previous;
+  (void)resumed_from;
 #endif
 }
 #else
