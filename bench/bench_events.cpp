@@ -126,7 +126,6 @@ void BM_DispatchLatencyHighUnderFlood(benchmark::State& state) {
 }
 BENCHMARK(BM_DispatchLatencyHighUnderFlood);
 
-
 // run_handoff: each iteration triggers a handler on core 0 that triggers one on core 1, both
 // registered in a group with `max_active`; core 1's handler releases the iteration. With
 // max_active = 1 core 1's activation is held until core 0's handler returns and frees the slot:

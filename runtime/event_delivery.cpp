@@ -50,10 +50,6 @@ struct EventTable::Activation final : TaskState {
     auto* self = static_cast<Activation*>(state);
     Registration* r = self->registration;
     EventTable* table = self->table;
-    if (!self->keepalive) {
-      --table->unstarted_[static_cast<unsigned>(self->launched_at)];
-      --table->unstarted_total_;
-    }
     if (self->keepalive) {
       // One at a time, in order, until nothing is queued (or it is disabled): then the capsule
       // goes back to the pool. No suspension between the last empty() and the flag, so no
@@ -71,12 +67,13 @@ struct EventTable::Activation final : TaskState {
       capsule->owed = Priority::idle;
       r->worker_active = false;
       r->worker = nullptr;
-    } else if (!r->cancelled) {
+    } else {
+      --table->unstarted_[static_cast<unsigned>(self->launched_at)];
+      --table->unstarted_total_;
       // Cancelled after this activation was queued but before it started: cancel() promises
       // that no activation starts once it has returned.
-      table->deliver(r, self->payload);
-    } else {
-      release_payload(r, self->payload);
+      if (!r->cancelled) table->deliver(r, self->payload);
+      else release_payload(r, self->payload);
     }
     table->activation_done(r);
   }
@@ -222,7 +219,7 @@ bool EventTable::start_activation(Registration* r, Payload* payload, bool hold_b
   static_assert(sizeof(Activation) <= kFrameBytes && alignof(Activation) <= alignof(std::max_align_t));
   const Priority at = payload != nullptr ? priority_of(r, *payload) : std::max(r->priority, r->pending_top);
   if (payload != nullptr && hold_bursts && burst_full(at)) {
-    policy_refused_ = true;  // queued; the next turn launches it, once capsules have run
+    start_held_ = true;  // queued; the next turn launches it, once capsules have run
     return false;
   }
   if (r->policed && !policy_enter(r)) return false;  // max_active: it waits, queued
@@ -254,9 +251,10 @@ void EventTable::launch_past_bound(Registration* r) noexcept {
   while (r->queue.size() >= r->queue_bound && start_activation(r, &r->queue.front(), false)) (void)take_next(r);
 }
 
-// burst_full (burst_full_at past its inline check) reports whether a fresh-capsule activation at `at` should wait for the next turn:
-// a turn's worth (run_budget) of activations at `at` or above is launched and not yet running,
-// so all of them run before it would anyway. A more urgent one is never held back.
+// burst_full (burst_full_at past its inline check) reports whether a fresh-capsule activation
+// at `at` should wait for the next turn: a turn's worth (run_budget) of activations at `at` or
+// above is launched and not yet running, so all of them run before it would anyway. A more
+// urgent one is never held back.
 bool EventTable::burst_full_at(Priority at) const noexcept {
   std::uint32_t ahead = 0;
   for (unsigned level = static_cast<unsigned>(at); level < kPriorityLevels; ++level) ahead += unstarted_[level];
@@ -379,12 +377,12 @@ void EventTable::retry_pending() noexcept {
     Registration* r = pending_head_;
     if (r == first_held) return;
     bool held = false;
-    policy_refused_ = false;
+    start_held_ = false;
     if (!r->cancelled && !r->disabled) {
       switch (r->exec) {
         case Executor::keepalive:
           if (!r->worker_active && !r->queue.empty() && !start_activation(r, nullptr)) {
-            if (!policy_refused_) return;
+            if (!start_held_) return;
             held = true;
           }
           break;
@@ -393,7 +391,7 @@ void EventTable::retry_pending() noexcept {
           // next turn tries again.
           while (!r->queue.empty()) {
             if (!start_activation(r, &r->queue.front())) {
-              if (!policy_refused_) return;
+              if (!start_held_) return;
               held = true;
               break;
             }

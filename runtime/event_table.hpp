@@ -279,7 +279,7 @@ class EventTable {
   void boost_worker(Registration* registration) noexcept;
   Priority priority_of(const Registration* registration, const Payload& payload) const noexcept;
   // Policy (group.cpp), for policed registrations only: policy_enter counts one more handler
-  // running, or refuses (max_active reached: policy_refused_ is set, the activation waits);
+  // running, or refuses (max_active reached: start_held_ is set, the activation waits);
   // policy_leave counts it finished; policy_retire gives back the registration's counts.
   bool policy_enter(Registration* registration) noexcept;
   void policy_leave(Registration* registration) noexcept;
@@ -330,9 +330,9 @@ class EventTable {
   std::uint64_t lost_ = 0;
   std::atomic<SignalPort*> signal_port_{nullptr};
   std::atomic<ErrorPort*> error_port_{nullptr};
-  // policy_refused_: the last start_activation held back (max_active reached, or a burst
-  // bound): retry_pending passes over the registration and tries the others.
-  bool policy_refused_ = false;
+  // start_held_: the last start_activation was held back (max_active reached, or a burst
+  // waiting to start): retry_pending passes over the registration and tries the others.
+  bool start_held_ = false;
   // unstarted_ counts fresh-capsule activations launched but not yet running, by priority. A
   // burst takes capsules only as fast as the core runs them (burst_full): pooled capsules come
   // back in time for the rest, instead of one new stack per queued activation. A handler that

@@ -93,12 +93,12 @@ bool EventTable::policy_enter(Registration* r) noexcept {
   GroupState* group = r->group;
   RuntimeLimits& runtime = core_.runtime().limits();
   if (group != nullptr && !group->limits.take_active(core_index_)) {
-    policy_refused_ = true;
+    start_held_ = true;
     return false;
   }
   if (runtime.policy.max_active != 0 && !runtime.take_active(core_index_)) {
     if (group != nullptr) group->limits.give_active(core_.runtime());
-    policy_refused_ = true;
+    start_held_ = true;
     return false;
   }
   return true;

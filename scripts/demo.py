@@ -179,15 +179,7 @@ def main():
     print("\n2. The runtime itself (examples/aem_demo)")
     tour_status = run_tour(tour_path)
 
-    # A baseline cell that fails is a result, not a broken demo: thread per connection under a
-    # CPU-bound load leaves connections unserved (its accept thread gets 1/N of the core behind N
-    # busy connection threads, so the listen queue drains at a few dozen connections a second).
-    baseline_failed = [r for r in rows if r["server"] == THREADS and r["status"] != "ok"]
-    for r in baseline_failed:
-        print(f"\nnote: thread per conn at {r['connections']} connections did not serve every connection in time "
-              "(its accept thread\n      competes for the core with the busy connection threads); aem's cells are "
-              "unaffected.")
-    failed = [r for r in rows if r["server"] != THREADS and r["status"] != "ok"]
+    failed = [r for r in rows if r["status"] != "ok"]
     if failed or tour_status != 0:
         what = [f"{len(failed)} of {len(rows)} sweep cells failed (see the table)"] if failed else []
         what += [f"aem_demo exited with status {tour_status}"] if tour_status != 0 else []

@@ -18,11 +18,11 @@ enforced, because a shared machine cannot judge them.
 """
 import argparse
 import json
-import statistics
 import os
 import selectors
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
