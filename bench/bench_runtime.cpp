@@ -2,6 +2,9 @@
 // per iteration; compare them as ratios from the same run (scripts/bench_ratios.py).
 #include <aem/capsule.hpp>
 #include <aem/cross_core.hpp>
+#include <aem/event.hpp>
+#include <aem/net.hpp>
+#include <aem/net/events.hpp>
 #include <aem/runtime.hpp>
 #include <aem/timer.hpp>
 
@@ -38,21 +41,42 @@ void BM_RawContextSwitch(benchmark::State& state) {
 }
 BENCHMARK(BM_RawContextSwitch);
 
+// yield_pair times `state`'s iterations as yields from the calling capsule to a partner capsule
+// that yields back.
+void yield_pair(benchmark::State& state) {
+  bool done = false;
+  auto partner = aem::spawn([&] {
+    while (!done) aem::this_capsule::yield();
+  });
+  for (auto _ : state) aem::this_capsule::yield();
+  done = true;
+  partner->join();
+}
+
 // BM_Yield: two capsules yielding to each other through the scheduler; one iteration is one
 // yield each (there and back), the same two switches as BM_RawContextSwitch.
 void BM_Yield(benchmark::State& state) {
   aem::Runtime rt(bench_config(1));
-  rt.run([&] {
-    bool done = false;
-    auto partner = aem::spawn([&] {
-      while (!done) aem::this_capsule::yield();
-    });
-    for (auto _ : state) aem::this_capsule::yield();
-    done = true;
-    partner->join();
-  });
+  rt.run([&] { yield_pair(state); });
 }
 BENCHMARK(BM_Yield);
+
+// BM_YieldIdleIo: BM_Yield on a core that also keeps an idle multishot accept in flight, as a
+// server's core does. Whenever the yielding pair hands control to the loop (once per
+// Config::run_budget switches), the loop must learn that the kernel has nothing for it; on
+// io_uring with TASKRUN_FLAG that is a look at the ring, not an io_uring_enter.
+void BM_YieldIdleIo(benchmark::State& state) {
+  aem::Runtime rt(bench_config(1));
+  rt.run([&] {
+    auto listener = aem::TcpListener::bind(aem::SocketAddress::ipv4_loopback(0));
+    if (!listener) return state.SkipWithError("bind failed");
+    auto accepting = aem::on_accept(*listener, [](aem::TcpStream) {});
+    if (!accepting) return state.SkipWithError("on_accept failed");
+    yield_pair(state);
+    (void)aem::cancel(*accepting);
+  });
+}
+BENCHMARK(BM_YieldIdleIo);
 
 // BM_YieldOwnFpEnv: BM_Yield with both capsules spawned with SpawnOptions::own_fp_env, so
 // every switch also saves and restores the floating-point control state: what the option costs.

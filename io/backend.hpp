@@ -73,6 +73,7 @@ struct BackendFeatures {
   bool msg_ring = false;
   bool ext_arg = false;  // wait with a timeout without a timeout SQE
   bool cq_nodrop = false;  // completions that find the CQ full wait in the kernel (FEAT_NODROP)
+  bool taskrun_flag = false;  // the SQ ring's IORING_SQ_TASKRUN says when task work waits
 };
 
 // RingSizes are the io_uring queue sizes a backend is made with (Config::ring_entries and
@@ -135,6 +136,7 @@ class Backend {
   virtual std::size_t in_flight() const noexcept = 0;
 
   // has_work reports whether poll() could deliver or submit anything (cheap, no system call).
+  // Exact where features().taskrun_flag; otherwise any operation in flight counts as work.
   virtual bool has_work() const noexcept = 0;
 
   // cancel_all asks the kernel to cancel every in-flight operation (their completions still

@@ -62,25 +62,36 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noex
       {IORING_SETUP_COOP_TASKRUN, {false, false, true}},
       {0, {false, false, false}},
   };
-  int rc = -ENOSYS;
-  for (const Attempt& attempt : attempts) {
+  // TASKRUN_FLAG (5.19) has the kernel say in the SQ ring when task work waits, so poll() and
+  // has_work() need no system call to find out there is nothing to do.
+  auto init = [&](const Attempt& attempt, bool taskrun_flag) {
     io_uring_params params{};
-    params.flags = attempt.flags;
+    params.flags = attempt.flags | (taskrun_flag ? IORING_SETUP_TASKRUN_FLAG : 0u);
     if (sizes.cq != 0) {
       params.flags |= IORING_SETUP_CQSIZE;
       params.cq_entries = sizes.cq;
     }
-    rc = io_uring_queue_init_params(sizes.sq, &backend->ring_, &params);
-    if (rc == 0) {
+    const int result = io_uring_queue_init_params(sizes.sq, &backend->ring_, &params);
+    if (result == 0) {
       backend->features_ = attempt.features;
+      backend->features_.taskrun_flag = taskrun_flag;
       backend->features_.ext_arg = (params.features & IORING_FEAT_EXT_ARG) != 0;
       backend->features_.cq_nodrop = (params.features & IORING_FEAT_NODROP) != 0;
-      break;
     }
-    if (rc != -EINVAL) break;  // ENOSYS / EPERM / ENOMEM: no flag set will help
+    return result;
+  };
+  int rc = -ENOSYS;
+  for (const Attempt& attempt : attempts) {
+    const bool can_flag = (attempt.flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) != 0;
+    rc = can_flag ? init(attempt, true) : -EINVAL;
+    if (rc == -EINVAL) rc = init(attempt, false);
+    if (rc != -EINVAL) break;  // done, or ENOSYS / EPERM / ENOMEM: no flag set will help
   }
   if (rc != 0) return errno_code(rc);
   backend->ring_ready_ = true;
+  // Entering through a registered ring descriptor (5.18) spares the kernel a file lookup per
+  // io_uring_enter. Only this thread enters this ring; without it the plain descriptor serves.
+  (void)io_uring_register_ring_fd(&backend->ring_);
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&backend->ring_)) {
     backend->features_.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
@@ -272,13 +283,24 @@ std::size_t UringBackend::deliver() noexcept {
 }
 
 std::size_t UringBackend::poll() noexcept {
-  if (features_.defer_taskrun) {
-    // Deferred task work only runs when we enter the kernel asking for events.
+  if (features_.defer_taskrun && !features_.taskrun_flag) {
+    // Deferred task work only runs when we enter the kernel asking for events, and without
+    // TASKRUN_FLAG nothing says whether any waits.
     io_uring_submit_and_get_events(&ring_);
   } else {
+    // io_uring_submit enters the kernel only with SQEs to submit or with IORING_SQ_TASKRUN /
+    // CQ_OVERFLOW set, and then asks for events: a poll with nothing pending is no system call.
     submit_prepared();
   }
   return deliver();
+}
+
+bool UringBackend::has_work() const noexcept {
+  auto& ring = const_cast<io_uring&>(ring_);
+  if (io_uring_sq_ready(&ring) > 0 || !backlog_.empty() || !eventfd_armed_) return true;
+  if (!features_.taskrun_flag) return in_flight_ > 0;  // task work may wait unseen
+  return io_uring_cq_ready(&ring) > 0 ||
+         (IO_URING_READ_ONCE(*ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
 }
 
 std::size_t UringBackend::wait(TimePoint deadline) noexcept {

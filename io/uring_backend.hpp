@@ -15,8 +15,9 @@ namespace aem::detail {
 class UringBackend final : public Backend {
  public:
   // create sets up a ring of `sizes` (validated by the caller: see validate_ring_sizes) on the
-  // calling thread, asking for SINGLE_ISSUER + DEFER_TASKRUN + COOP_TASKRUN and downgrading
-  // step by step to what the kernel accepts.
+  // calling thread, asking for SINGLE_ISSUER + DEFER_TASKRUN + COOP_TASKRUN + TASKRUN_FLAG and
+  // downgrading step by step to what the kernel accepts. The ring's descriptor is registered
+  // with the calling thread, so that thread alone uses the backend and destroys it.
   // Errors: the errno of io_uring_setup (ENOSYS, EPERM under seccomp or
   // kernel.io_uring_disabled, ENOMEM for locked memory, EINVAL for sizes it refuses) or of
   // eventfd.
@@ -31,11 +32,11 @@ class UringBackend final : public Backend {
   void wake(Backend* sender) noexcept override;
   std::size_t in_flight() const noexcept override { return in_flight_; }
   void cancel_all() noexcept override;
-  // has_work needs no look at backlog_: a stashed completion of an operation keeps it in
-  // flight until delivered, and wait() delivers the backlog before it would sleep.
-  bool has_work() const noexcept override {
-    return in_flight_ > 0 || io_uring_sq_ready(const_cast<io_uring*>(&ring_)) > 0;
-  }
+  // has_work is exact with TASKRUN_FLAG (SQEs to submit, CQEs to reap, task work or overflowed
+  // CQEs in the kernel): a core with only idle multishot operations in flight then neither
+  // enters the kernel per loop turn nor leaves a yielding capsule for nothing. Without the
+  // flag, any operation in flight counts.
+  bool has_work() const noexcept override;
 
   void submit(const IoRequest& request, Completion* completion, const __kernel_timespec* deadline) noexcept override;
   void cancel(Completion* completion) noexcept override;

@@ -319,11 +319,15 @@ void Core::idle() noexcept {
   if (config_.idle_spin.count() > 0) {
     TimePoint now = Clock::now();
     const TimePoint spin_until = std::min(deadline, now + std::chrono::duration_cast<Duration>(config_.idle_spin));
+    // Where has_work() reads the rings (io_uring with TASKRUN_FLAG) the spin watches them and
+    // enters the kernel only for work; elsewhere every look at the backend is a system call.
+    const bool exact = backend_->features().taskrun_flag;
     for (unsigned i = 1; now < spin_until; ++i) {
       if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed)) return;
+      if (exact && (i & 7) == 0 && backend_->has_work() && backend_->poll() > 0) return;
       if ((i & 63) == 0) {
         now = Clock::now();
-        if (backend_->in_flight() > 0 && backend_->poll() > 0) return;
+        if (!exact && backend_->in_flight() > 0 && backend_->poll() > 0) return;
       }
       cpu_relax();
     }

@@ -54,8 +54,9 @@ struct Config {
   // starvation_budget: after this many consecutive picks that passed over a non-empty lower
   // priority level, one pick is given to a lower level (0 disables: strict priority).
   unsigned starvation_budget = 32;
-  // idle_spin is how long an idle core polls its mailbox before it sleeps in the kernel
-  // (cross-core messages then arrive without a system call); 0 sleeps at once.
+  // idle_spin is how long an idle core polls its mailbox (and, on io_uring, its rings) before
+  // it sleeps in the kernel (cross-core messages and completions then arrive without a sleep
+  // and a wake-up); 0 sleeps at once.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
   // timer_tick is the resolution of each core's timer wheel: a timer fires at most one tick late.
   std::chrono::nanoseconds timer_tick = std::chrono::microseconds(50);

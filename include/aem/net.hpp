@@ -1,4 +1,5 @@
-// net.hpp — blocking-style networking from capsules: everything in include/aem/net/.
+// net.hpp — blocking-style networking from capsules: the sockets of include/aem/net/ (their
+// AEM-style registrations, on_accept / on_data / on_close / on_state, are in aem/net/events.hpp).
 //
 // Example (an echo server; every connection in its own capsule):
 //   aem::Runtime rt(aem::Config{.cores = 2});

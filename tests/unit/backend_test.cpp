@@ -104,10 +104,47 @@ TEST_CASE("uring backend: set-up takes the strongest flags the kernel grants") {
   const auto& f = (*backend)->features();
   // Every later flag needs SINGLE_ISSUER; DEFER_TASKRUN needs it too (kernel >= 6.1).
   if (f.defer_taskrun) CHECK(f.single_issuer);
+  if (f.taskrun_flag) CHECK((f.defer_taskrun || f.coop_taskrun));  // the kernel refuses it alone
   MESSAGE("single_issuer=" << f.single_issuer << " defer_taskrun=" << f.defer_taskrun << " coop_taskrun="
-                           << f.coop_taskrun << " msg_ring=" << f.msg_ring << " ext_arg=" << f.ext_arg);
+                           << f.coop_taskrun << " taskrun_flag=" << f.taskrun_flag << " msg_ring=" << f.msg_ring
+                           << " ext_arg=" << f.ext_arg);
   CHECK(std::string((*backend)->name()) == "io_uring");
   CHECK((*backend)->in_flight() == 0);
+}
+
+TEST_CASE("uring backend: with TASKRUN_FLAG, an idle multishot operation is not work; its pending completion is") {
+  auto created = aem::detail::UringBackend::create(64);
+  if (!created && aem::detail::io_uring_refused(created.error())) {
+    MESSAGE("io_uring is not available here: " << created.error().message());
+    return;
+  }
+  REQUIRE(created);
+  Backend& backend = **created;
+  if (!backend.features().taskrun_flag) {
+    MESSAGE("this kernel grants no IORING_SETUP_TASKRUN_FLAG: has_work counts operations in flight");
+    return;
+  }
+  aem_test::Pipe pipe;
+  Recorder readable;
+  backend.submit(poll_request(IoOpcode::poll_multishot, pipe.fds[0], POLLIN), &readable.completion, nullptr);
+  CHECK(backend.has_work());  // an SQE waits to be submitted
+  backend.poll();
+  // What the core loop and a yielding capsule ask: nothing to do, though an operation is in
+  // flight, so neither enters the kernel.
+  CHECK(backend.in_flight() == 1);
+  CHECK_FALSE(backend.has_work());
+  REQUIRE(::write(pipe.fds[1], "x", 1) == 1);
+  // The kernel queues the poll's completion as deferred task work and says so in the SQ ring.
+  for (int round = 0; !backend.has_work() && round < 5000; ++round) std::this_thread::sleep_for(1ms);
+  CHECK(backend.has_work());
+  CHECK(readable.calls() == 0);  // seen, not yet delivered: delivery is poll's or wait's
+  CHECK(backend.poll() == 1);
+  CHECK(readable.more == 1);
+  CHECK(readable.results.front() == POLLIN);
+  CHECK_FALSE(backend.has_work());
+  backend.cancel(&readable.completion);
+  aem_test::settle_all(backend);
+  CHECK(readable.finals == 1);
 }
 
 TEST_CASE_TEMPLATE("backend: completions arrive once, only from poll or wait; in-flight drops to zero", K, BACKENDS) {
