@@ -6,10 +6,12 @@
 #include "session.hpp"
 #include "styles.hpp"
 
+#include <aem/core_arena.hpp>
 #include <aem/cross_core.hpp>
 #include <aem/net/events.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -55,7 +57,10 @@ void serve_registrations(aem::TcpListener& listener, Server& server, aem::WaitGr
         });
         if (!handed) std::fprintf(stderr, "http_server: post: %s (connection dropped)\n", handed.error().message().c_str());
       },
-      {.on_error = [](std::error_code error) { std::fprintf(stderr, "http_server: accept paused: %s\n", error.message().c_str()); }});
+      // The handler never suspends (refuse queues its answer; watch registers; post hands
+      // over), so it runs on the dispatcher: an accepted connection costs no capsule switch.
+      {.exec = aem::Executor::inline_handler,
+       .on_error = [](std::error_code error) { std::fprintf(stderr, "http_server: accept paused: %s\n", error.message().c_str()); }});
   if (!accepting) {
     std::fprintf(stderr, "http_server: on_accept: %s\n", accepting.error().message().c_str());
     return;
@@ -70,7 +75,10 @@ void refuse(aem::TcpStream& stream) {
   response.status = 503;
   response.close = true;
   const std::size_t length = format_head(response, http_date(), head);
-  (void)stream.write_all(std::as_bytes(std::span(head, length)), std::chrono::seconds(1));
+  auto answer = aem::this_core::allocate_data(length);
+  if (!answer) return;  // no event data left on this core: the connection just closes
+  std::memcpy(answer->data(), head, length);
+  (void)stream.send(std::move(*answer));
 }
 
 }  // namespace http

@@ -38,7 +38,10 @@ inline const Style* find_style(std::string_view name) {
   return nullptr;
 }
 
-// refuse answers 503 to a connection over the limit and closes it. Call from a capsule.
+// refuse queues a 503 answer on a connection over the limit without waiting for it to be
+// written; destroying `stream` afterwards closes the connection once the answer is out. It never
+// suspends, so a flood of connections over the limit takes no capsule. Call on a core (from a
+// capsule or an inline handler), and destroy `stream` on that core.
 void refuse(aem::TcpStream& stream);
 
 }  // namespace http
