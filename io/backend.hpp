@@ -73,7 +73,7 @@ struct BackendFeatures {
   bool msg_ring = false;
   bool ext_arg = false;  // wait with a timeout without a timeout SQE
   bool cq_nodrop = false;  // completions that find the CQ full wait in the kernel (FEAT_NODROP)
-  bool taskrun_flag = false;  // the SQ ring's IORING_SQ_TASKRUN says when task work waits
+  bool taskrun_flag = false;  // with DEFER_TASKRUN: the SQ ring's IORING_SQ_TASKRUN says when task work waits
 };
 
 // RingSizes are the io_uring queue sizes a backend is made with (Config::ring_entries and

@@ -2,8 +2,10 @@
 
 #include "io/buffer_ring.hpp"
 
+#include <cassert>
 #include <cerrno>
 #include <ctime>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -63,7 +65,9 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noex
       {0, {false, false, false}},
   };
   // TASKRUN_FLAG (5.19) has the kernel say in the SQ ring when task work waits, so poll() and
-  // has_work() need no system call to find out there is nothing to do.
+  // has_work() need no system call to find out there is nothing to do. Only with DEFER_TASKRUN:
+  // without it task work is queued per thread, and the flag goes up on whichever of the
+  // thread's rings queued first, so it would not be exact for this one.
   auto init = [&](const Attempt& attempt, bool taskrun_flag) {
     io_uring_params params{};
     params.flags = attempt.flags | (taskrun_flag ? IORING_SETUP_TASKRUN_FLAG : 0u);
@@ -82,7 +86,7 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noex
   };
   int rc = -ENOSYS;
   for (const Attempt& attempt : attempts) {
-    const bool can_flag = (attempt.flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) != 0;
+    const bool can_flag = (attempt.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
     rc = can_flag ? init(attempt, true) : -EINVAL;
     if (rc == -EINVAL) rc = init(attempt, false);
     if (rc != -EINVAL) break;  // done, or ENOSYS / EPERM / ENOMEM: no flag set will help
@@ -92,6 +96,7 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noex
   // Entering through a registered ring descriptor (5.18) spares the kernel a file lookup per
   // io_uring_enter. Only this thread enters this ring; without it the plain descriptor serves.
   (void)io_uring_register_ring_fd(&backend->ring_);
+  backend->owner_ = ::pthread_self();
 
   if (io_uring_probe* probe = io_uring_get_probe_ring(&backend->ring_)) {
     backend->features_.msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
@@ -106,6 +111,9 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noex
 }
 
 UringBackend::~UringBackend() {
+  // liburing unregisters the ring descriptor in the calling thread's table, by index: on
+  // another thread that would drop whatever ring that thread registered there.
+  assert(!ring_ready_ || ::pthread_equal(owner_, ::pthread_self()));
   if (ring_ready_) io_uring_queue_exit(&ring_);
   if (eventfd_ >= 0) ::close(eventfd_);
 }

@@ -6,6 +6,7 @@
 #include <aem/result.hpp>
 
 #include <liburing.h>
+#include <pthread.h>
 
 #include <memory>
 #include <vector>
@@ -77,6 +78,7 @@ class UringBackend final : public Backend {
 
   io_uring ring_{};
   bool ring_ready_ = false;
+  pthread_t owner_{};  // the thread that created the ring and registered its descriptor
   BackendFeatures features_;
   std::size_t in_flight_ = 0;
   int eventfd_ = -1;

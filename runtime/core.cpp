@@ -359,7 +359,7 @@ void Core::loop() noexcept {
     arena_->drain_remote_frees();  // one relaxed load when nothing came back
     run_ready();
     if (backend_->has_work()) backend_->poll();
-    if (!ready_.empty() || !mailbox_.empty()) continue;
+    if (!ready_.empty() || !mailbox_.empty() || events_->bursts_can_go()) continue;
     if (runtime_.stopping()) {
       if (!stop_seen_) {
         on_stop();  // wakes parked capsules: run them before anything else

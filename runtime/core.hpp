@@ -124,13 +124,16 @@ class Core {
     switch_away(self);
   }
   // yield requeues the running capsule behind the ready capsules of its level. With nobody
-  // else ready it stays, unless the loop has work that could make someone ready (mail, I/O
-  // completions, a due timer, deferred activations): a capsule spinning on yield() must not
+  // else ready it stays, unless the loop has work (mail, I/O completions, a due timer, deferred
+  // activations, a nudge, a metrics reader waiting): a capsule spinning on yield() must not
   // starve the loop.
   void yield() noexcept {
     CapsuleControl* self = current_;
     if (ready_.empty()) {
-      if (mailbox_.empty() && !backend_->has_work() && !timers_due() && !events_->has_deferred()) return;
+      if (mailbox_.empty() && !backend_->has_work() && !timers_due() && !events_->has_deferred() &&
+          !nudged_.load(std::memory_order_relaxed) && !metrics_.requested()) {
+        return;
+      }
       make_ready(self);
       leave(self, false);
       return;

@@ -194,13 +194,27 @@ void EventTable::kick(Registration* r) noexcept {
       if (r->worker_active || start_activation(r, nullptr)) return;
       break;
     case Executor::fresh_capsule:
+      burst_held_ = false;
       while (!r->queue.empty() && start_activation(r, &r->queue.front())) (void)take_next(r);
       if (r->queue.empty()) return;
+      if (burst_held_) return add_burst_held(r);
       break;
     case Executor::inline_handler:
       break;
   }
   add_pending(r);
+}
+
+void EventTable::add_burst_held(Registration* r) noexcept {
+  if (r->on_pending_list) return;
+  r->on_pending_list = true;
+  r->next_pending = nullptr;
+  const auto level = static_cast<unsigned>(priority_of(r, r->queue.front()));
+  if (burst_tail_[level] != nullptr) burst_tail_[level]->next_pending = r;
+  else burst_head_[level] = r;
+  burst_tail_[level] = r;
+  ++burst_listed_;
+  burst_progress_ = true;  // what held it was launched this turn: the next pass can go on
 }
 
 void EventTable::add_pending(Registration* r) noexcept {
@@ -219,7 +233,7 @@ bool EventTable::start_activation(Registration* r, Payload* payload, bool hold_b
   static_assert(sizeof(Activation) <= kFrameBytes && alignof(Activation) <= alignof(std::max_align_t));
   const Priority at = payload != nullptr ? priority_of(r, *payload) : std::max(r->priority, r->pending_top);
   if (payload != nullptr && hold_bursts && burst_full(at)) {
-    start_held_ = true;  // queued; the next turn launches it, once capsules have run
+    start_held_ = burst_held_ = true;  // queued; the next turn launches it, once capsules have run
     return false;
   }
   if (r->policed && !policy_enter(r)) return false;  // max_active: it waits, queued
@@ -365,6 +379,7 @@ void EventTable::invoke_handler(Registration* r, Payload& p) noexcept {
 
 void EventTable::run_deferred() noexcept {
   if (pending_head_ != nullptr) retry_pending();
+  if (burst_listed_ != 0) retry_bursts();
   if (rearm_head_ != nullptr) rearm_starved();
 }
 
@@ -389,6 +404,7 @@ void EventTable::retry_pending() noexcept {
         case Executor::fresh_capsule:
           // Moved out only when a capsule was found; else the oldest stays in front and the
           // next turn tries again.
+          burst_held_ = false;
           while (!r->queue.empty()) {
             if (!start_activation(r, &r->queue.front())) {
               if (!start_held_) return;
@@ -396,6 +412,13 @@ void EventTable::retry_pending() noexcept {
               break;
             }
             (void)take_next(r);
+          }
+          if (held && burst_held_) {  // to its burst list: passes there stop at the first held
+            pending_head_ = r->next_pending;
+            if (pending_head_ == nullptr) pending_tail_ = nullptr;
+            r->on_pending_list = false;
+            add_burst_held(r);
+            continue;
           }
           break;
         case Executor::inline_handler:
@@ -422,6 +445,34 @@ void EventTable::retry_pending() noexcept {
     }
     r->on_pending_list = false;
     maybe_retire(r);
+  }
+}
+
+void EventTable::retry_bursts() noexcept {
+  burst_progress_ = false;
+  for (unsigned level = kPriorityLevels; level-- > 0;) {
+    while (Registration* r = burst_head_[level]) {
+      bool stays = false;
+      burst_held_ = start_held_ = false;
+      if (!r->cancelled && !r->disabled) {
+        while (!r->queue.empty() && start_activation(r, &r->queue.front())) {
+          (void)take_next(r);
+          burst_progress_ = true;
+        }
+        if (!r->queue.empty()) {
+          // Full at this level is full at every lower one, and without a capsule nothing
+          // starts: either way the rest waits for the next turn, in order.
+          if (burst_held_ || !start_held_) return;
+          stays = true;  // max_active: the pending list's passes take it from here
+        }
+      }
+      burst_head_[level] = r->next_pending;
+      if (burst_head_[level] == nullptr) burst_tail_[level] = nullptr;
+      --burst_listed_;
+      r->on_pending_list = false;
+      if (stays) add_pending(r);
+      else maybe_retire(r);
+    }
   }
 }
 

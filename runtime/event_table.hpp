@@ -195,7 +195,13 @@ class EventTable {
   // has_deferred / run_deferred: activations that wait for a capsule or for the dispatcher
   // (inline handlers), and receives waiting for buffers. The loop runs them every turn while
   // there are any. run_deferred runs on the dispatcher (not in a capsule).
-  bool has_deferred() const noexcept { return pending_head_ != nullptr || rearm_head_ != nullptr; }
+  bool has_deferred() const noexcept {
+    return pending_head_ != nullptr || burst_listed_ != 0 || rearm_head_ != nullptr;
+  }
+  // bursts_can_go: held-back burst activations wait, and the last pass started some (or a burst
+  // was just held): once the launched ones have run, the loop's next turn starts more at once
+  // instead of idling first. A pass that found no capsule waits for the idle retry instead.
+  bool bursts_can_go() const noexcept { return burst_listed_ != 0 && burst_progress_; }
   void run_deferred() noexcept;
   // note_inline_block tells whether the dispatcher runs an inline handler now, counting one
   // refused suspension if so. Called by the blocking calls when they find no capsule.
@@ -272,7 +278,9 @@ class EventTable {
   void deliver(Registration* registration, Payload& payload) noexcept;
   void invoke_handler(Registration* registration, Payload& payload) noexcept;
   void add_pending(Registration* registration) noexcept;
+  void add_burst_held(Registration* registration) noexcept;
   void retry_pending() noexcept;
+  void retry_bursts() noexcept;
   void activation_done(Registration* registration) noexcept;
   void throttle(Registration* registration) noexcept;
   void unthrottle(Registration* registration) noexcept;
@@ -332,7 +340,18 @@ class EventTable {
   std::atomic<ErrorPort*> error_port_{nullptr};
   // start_held_: the last start_activation was held back (max_active reached, or a burst
   // waiting to start): retry_pending passes over the registration and tries the others.
+  // burst_held_: held back by burst_full in particular.
   bool start_held_ = false;
+  bool burst_held_ = false;
+  // burst_head_/burst_tail_: fresh-capsule registrations whose oldest activation waits for a
+  // burst to start, one FIFO per priority of that activation (the other deferred ones are on
+  // the pending list). burst_full at one level means full at every lower one, so a pass
+  // (retry_bursts) goes from the most urgent level down and ends at the first one held: a
+  // burst of n held registrations costs O(n) over its turns, not a scan of all n per turn.
+  std::array<Registration*, kPriorityLevels> burst_head_{};
+  std::array<Registration*, kPriorityLevels> burst_tail_{};
+  std::size_t burst_listed_ = 0;
+  bool burst_progress_ = false;
   // unstarted_ counts fresh-capsule activations launched but not yet running, by priority. A
   // burst takes capsules only as fast as the core runs them (burst_full): pooled capsules come
   // back in time for the rest, instead of one new stack per queued activation. A handler that

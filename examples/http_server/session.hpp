@@ -42,7 +42,7 @@ struct Exchange {
 class Session {
  public:
   // Session registers a connection of the calling core. `stream` must outlive the session.
-  // Call from a capsule; the session is then used on this core only.
+  // Call on the core (from a capsule or an inline handler); the session is then used there only.
   Session(aem::StreamSocket& stream, Admission admission, Server& server);
   ~Session();
   Session(const Session&) = delete;

@@ -331,14 +331,14 @@ void body(World& w, unsigned cores, unsigned producers, unsigned triggers_per_pr
 
 }  // namespace
 
-TEST_CASE("event stress: mixed executors, triggers from every core and random ctl; exact accounting (2 cores)") {
+TEST_CASE("event stress: mixed executors, triggers from every core and random ctl: exact accounting (2 cores)") {
   run_stress(2, 30000, 2500);
 }
 
-TEST_CASE("event stress: mixed executors, triggers from every core and random ctl; exact accounting (4 cores, oversubscribed)") {
+TEST_CASE("event stress: mixed executors, triggers from every core and random ctl: exact accounting (4 cores, oversubscribed)") {
   run_stress(4, 12000, 1200);
 }
 
-TEST_CASE("event stress: the same in an event group with max_active 3; its counts come back to zero (2 cores)") {
+TEST_CASE("event stress: the same in an event group with max_active 3: its counts come back to zero (2 cores)") {
   run_stress(2, 15000, 1500, 3);
 }

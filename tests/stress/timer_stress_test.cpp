@@ -12,7 +12,7 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("timer stress: one million armed timers; half cancelled, the rest fire exactly once") {
+TEST_CASE("timer stress: one million armed timers: half cancelled, the rest fire exactly once") {
   aem::Config config = aem_test::config_for(1);
   config.capsules_per_core = 256;
   aem::Runtime rt(config);

@@ -87,7 +87,7 @@ aem::Config with_backend(aem::BackendKind kind) {
 
 }  // namespace
 
-TEST_CASE("backend selection: Config::backend picks the backend; backend_name reports it") {
+TEST_CASE("backend selection: Config::backend picks the backend: backend_name reports it") {
   aem::Runtime idle;
   CHECK(idle.backend_name().empty());  // not started yet
   CHECK(pipe_round_trip(with_backend(aem::BackendKind::epoll)) == "epoll");

@@ -101,7 +101,7 @@ TEST_CASE("core arena: a block freed on another core returns to its own core's a
   }
 }
 
-TEST_CASE("core arena: the arena outlives a restart; a block freed while stopped is reclaimed") {
+TEST_CASE("core arena: the arena outlives a restart: a block freed while stopped is reclaimed") {
   aem::Runtime rt(aem_test::config_for(2));
   REQUIRE(rt.start());
   aem::EventData kept = rt.submit(1, [] { return std::move(*aem::this_core::allocate_data(4096)); }).get();

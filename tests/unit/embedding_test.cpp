@@ -51,7 +51,7 @@ TEST_CASE("embedding: start, submit from foreign threads, stop") {
   }
 }
 
-TEST_CASE("embedding: run from inside a capsule is refused; the runtime restarts after stop") {
+TEST_CASE("embedding: run from inside a capsule is refused: the runtime restarts after stop") {
   aem::Runtime rt(aem_test::config_for(1));
   rt.run([&] {
     aem::Runtime inner(aem_test::config_for(1));

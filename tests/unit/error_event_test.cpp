@@ -114,7 +114,7 @@ TEST_CASE("error events: arena exhaustion under the fallback policy reaches regi
   }
 }
 
-TEST_CASE("error events: a cancelled or disabled registration hears nothing at once; enable delivers") {
+TEST_CASE("error events: a cancelled or disabled registration hears nothing at once: enable delivers") {
   aem::Config config = aem_test::config_for(1);
   config.arena.capacity = std::size_t{64} << 10;
   aem::Runtime rt(config);

@@ -130,7 +130,7 @@ TEST_CASE("events: a disabled registration queues its activations and delivers t
   }
 }
 
-TEST_CASE("events: a filter drops activations and counts them; removing it lets them through") {
+TEST_CASE("events: a filter drops activations and counts them: removing it lets them through") {
   for (unsigned cores : kCtlCores) {
     CAPTURE(cores);
     aem::Runtime rt(aem_test::config_for(cores));

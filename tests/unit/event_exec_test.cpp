@@ -125,7 +125,7 @@ TEST_CASE("events: a keepalive capsule runs at the priority of the activations q
   });
 }
 
-TEST_CASE("events: inline handlers run on the dispatcher; blocking there is refused and counted") {
+TEST_CASE("events: inline handlers run on the dispatcher: blocking there is refused and counted") {
   for (unsigned cores : {1u, 2u}) {
     CAPTURE(cores);
     aem::Runtime rt(aem_test::config_for(cores));

@@ -119,7 +119,7 @@ TEST_CASE("socket events: registrations of one stream share one receive and each
   }
 }
 
-TEST_CASE("socket events: at the queue bound the receive pauses; every byte arrives, in order") {
+TEST_CASE("socket events: at the queue bound the receive pauses: every byte arrives, in order") {
   for (unsigned cores : {1u, 2u}) {
     CAPTURE(cores);
     aem::Runtime rt(aem_test::config_for(cores));

@@ -18,7 +18,7 @@
 using namespace std::chrono_literals;
 using aem_test::wait_until;
 
-TEST_CASE("groups: registrations join the capsule's group; children inherit it, a fresh one separates") {
+TEST_CASE("groups: registrations join the capsule's group: children inherit it, a fresh one separates") {
   aem::Runtime rt(aem_test::config_for(1));
   rt.run([] {
     CHECK(aem::this_capsule::group().is_default());

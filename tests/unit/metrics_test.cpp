@@ -8,14 +8,18 @@
 #include <aem/core_arena.hpp>
 #include <aem/metrics.hpp>
 #include <aem/mutex.hpp>
+#include <aem/net.hpp>
+#include <aem/net/events.hpp>
 #include <aem/runtime.hpp>
 #include <aem/semaphore.hpp>
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <map>
 #include <regex>
 #include <set>
@@ -239,6 +243,34 @@ TEST_CASE("metrics: Runtime::metrics reads every core from a plain thread, from 
     CHECK(stopped[i].loop_turns >= from_capsule[i].loop_turns);
     CHECK(stopped[i].capsules_spawned >= from_capsule[i].capsules_spawned);
   }
+}
+
+TEST_CASE("metrics: a capsule spinning on yield alone on a server's core still lets a reader through") {
+  aem::Runtime rt(aem_test::config_for(1));
+  REQUIRE(rt.start());
+  std::atomic<bool> spinning{false};
+  std::atomic<bool> read{false};
+  // The core keeps an idle multishot accept in flight, so the loop has nothing from the kernel
+  // to do; the capsule yields with nobody else ready. The reader's request alone must make it
+  // hand the core to the loop, or the reader would wait until the spinner gave up.
+  std::future<bool> spinner = rt.submit(0, [&] {
+    auto listener = aem::TcpListener::bind(aem::SocketAddress::ipv4_loopback(0));
+    if (!listener) return false;
+    auto accepting = aem::on_accept(*listener, [](aem::TcpStream) {});
+    if (!accepting) return false;
+    spinning = true;
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (!read && std::chrono::steady_clock::now() < give_up) aem::this_capsule::yield();
+    (void)aem::cancel(*accepting);
+    return read.load();
+  });
+  while (!spinning && spinner.wait_for(1ms) != std::future_status::ready) {
+  }
+  const std::vector<aem::CoreMetrics> metrics = rt.metrics();
+  read = true;
+  CHECK(metrics.size() == 1);
+  CHECK(spinner.get());  // the read was served while the capsule still spun
+  rt.stop();
 }
 
 TEST_CASE("metrics: sleeping in the kernel counts as idle time") {

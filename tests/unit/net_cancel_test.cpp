@@ -32,7 +32,7 @@ void until_done(const std::atomic<bool>& done, F&& poke) {
 
 }  // namespace
 
-TEST_CASE("net cancel: cancel() from another capsule ends a blocked read; the stream stays usable") {
+TEST_CASE("net cancel: cancel() from another capsule ends a blocked read: the stream stays usable") {
   AEM_FOR_EACH_CORE_COUNT(cores) {
     aem::Runtime rt(aem_test::config_for(cores));
     rt.run([&] {

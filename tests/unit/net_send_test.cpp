@@ -67,7 +67,7 @@ TEST_CASE("net send: many blocks of many sizes arrive whole and in order, withou
   });
 }
 
-TEST_CASE("net send: an empty block sends nothing; an EventData that owns nothing is refused") {
+TEST_CASE("net send: an empty block sends nothing: an EventData that owns nothing is refused") {
   aem_test::run_with_tcp_pair(1, [](aem::TcpStream& client, aem::TcpStream& server) {
     CHECK(server.send(block({})));
     CHECK(server.send(aem::EventData()).error() == aem::errc::invalid_argument);
@@ -114,7 +114,7 @@ TEST_CASE("net send: a failed send is sticky: the later send and flush report it
   });
 }
 
-TEST_CASE("net send: close ends a send stuck on a peer that does not read; later calls fail") {
+TEST_CASE("net send: close ends a send stuck on a peer that does not read: later calls fail") {
   aem_test::run_with_tcp_pair(1, [](aem::TcpStream& client, aem::TcpStream& server) {
     // More than both socket buffers hold: the send waits for the client, which never reads.
     auto big = aem::this_core::allocate_data(32 * 1024 * 1024);
@@ -151,7 +151,7 @@ TEST_CASE("net send: destroying a stream with bytes queued still delivers them, 
   });
 }
 
-TEST_CASE("net send: outside a core it reports not_in_capsule; on another core invalid_argument") {
+TEST_CASE("net send: outside a core it reports not_in_capsule: on another core invalid_argument") {
   aem::Runtime rt(aem_test::config_for(2));
   rt.run([] {
     aem_test::TcpPair pair = aem_test::tcp_pair();

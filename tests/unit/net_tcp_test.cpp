@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 using aem_test::as_bytes;
 using aem_test::as_string;
 
-TEST_CASE("net tcp: connect, accept, echo across cores; addresses agree") {
+TEST_CASE("net tcp: connect, accept, echo across cores: addresses agree") {
   AEM_FOR_EACH_CORE_COUNT(cores) {
     aem::Runtime rt(aem_test::config_for(cores));
     rt.run([&] {
@@ -155,7 +155,7 @@ TEST_CASE("net tcp: writev gathers buffers into one stream") {
   });
 }
 
-TEST_CASE("net tcp: deadlines expire on accept, read and write; a timed-out read loses no data") {
+TEST_CASE("net tcp: deadlines expire on accept, read and write: a timed-out read loses no data") {
   aem::Runtime rt(aem_test::config_for(2));
   rt.run([] {
     aem::TcpListener listener = aem_test::loopback_listener();
@@ -219,7 +219,7 @@ TEST_CASE("net tcp: connecting to a closed port is connection_refused") {
   });
 }
 
-TEST_CASE("net tcp: blocking calls from a plain thread are not_in_capsule; non-blocking ones work") {
+TEST_CASE("net tcp: blocking calls from a plain thread are not_in_capsule: non-blocking ones work") {
   aem::TcpListener listener = aem_test::loopback_listener();  // bind is not blocking: fine here
   CHECK(listener.accept(1s).error() == aem::errc::not_in_capsule);
   CHECK(aem::TcpStream::connect(listener.local_address().value(), 1s).error() == aem::errc::not_in_capsule);
@@ -273,7 +273,7 @@ TEST_CASE("net tcp: options, release and use after close") {
   });
 }
 
-TEST_CASE("net tcp: two listeners share a port with reuse_port; without it the port is in use") {
+TEST_CASE("net tcp: two listeners share a port with reuse_port: without it the port is in use") {
   aem::TcpListener first = aem_test::loopback_listener({.reuse_port = true});
   const aem::SocketAddress address = first.local_address().value();
   CHECK(aem::TcpListener::bind(address, {.reuse_port = true}));

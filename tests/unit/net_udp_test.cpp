@@ -39,7 +39,7 @@ TEST_CASE("net udp: send_to and recv_from carry datagrams and the sender's addre
   });
 }
 
-TEST_CASE("net udp: connected sockets use send and recv; long datagrams report truncation") {
+TEST_CASE("net udp: connected sockets use send and recv: long datagrams report truncation") {
   aem::Runtime rt(aem_test::config_for(1));
   rt.run([] {
     auto a = aem::UdpSocket::bind(aem::SocketAddress::ipv4_loopback(0));
@@ -60,7 +60,7 @@ TEST_CASE("net udp: connected sockets use send and recv; long datagrams report t
   });
 }
 
-TEST_CASE("net udp: recv_from times out; a datagram sent later is still received") {
+TEST_CASE("net udp: recv_from times out: a datagram sent later is still received") {
   aem::Runtime rt(aem_test::config_for(1));
   rt.run([] {
     auto a = aem::UdpSocket::bind(aem::SocketAddress::ipv4_loopback(0));

@@ -43,7 +43,7 @@ TEST_CASE("policy: the defaults limit nothing and the error says what refused") 
   CHECK(e != aem::errc::resource_limit);
 }
 
-TEST_CASE("policy: max_registrations counts across cores; a freed one may be taken again") {
+TEST_CASE("policy: max_registrations counts across cores: a freed one may be taken again") {
   for (unsigned cores : {1u, 2u}) {
     CAPTURE(cores);
     aem::Runtime rt(config_with(cores, {.max_registrations = 3}));

@@ -91,7 +91,7 @@ TEST_CASE("shutdown: spawning while the runtime stops is refused") {
   CHECK(refused == aem::errc::shutting_down);
 }
 
-TEST_CASE("shutdown: stop() from a capsule requests the stop; run still returns the root's value") {
+TEST_CASE("shutdown: stop() from a capsule requests the stop: run still returns the root's value") {
   aem::Runtime rt(aem_test::config_for(2));
   const int v = rt.run([&] {
     rt.stop();

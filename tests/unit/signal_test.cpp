@@ -115,7 +115,7 @@ TEST_CASE("signals: the handler gets signo and sender, from kill, sigqueue and p
   }
 }
 
-TEST_CASE("signals: every registration gets every instance; cancel stops delivery") {
+TEST_CASE("signals: every registration gets every instance: cancel stops delivery") {
   for (unsigned cores : kCounts) {
     CAPTURE(cores);
     BlockedSignals blocked{SIGUSR1};

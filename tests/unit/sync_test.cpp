@@ -548,7 +548,7 @@ TEST_CASE("sync: channel close drains the buffer, then reports channel_closed") 
   }
 }
 
-TEST_CASE("sync: channel of a move-only type; failed sends leave the value alone") {
+TEST_CASE("sync: channel of a move-only type: failed sends leave the value alone") {
   AEM_FOR_EACH_CORE_COUNT(cores) {
     aem::Runtime rt(aem_test::config_for(cores));
     rt.run([cores] {

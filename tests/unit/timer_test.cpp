@@ -56,7 +56,7 @@ TEST_CASE("timers: every fires repeatedly until cancelled, and a cancelled id is
   });
 }
 
-TEST_CASE("timers: a cancelled timer never fires; slots are reused under new generations") {
+TEST_CASE("timers: a cancelled timer never fires: slots are reused under new generations") {
   aem::Runtime rt(aem_test::config_for(1));
   rt.run([] {
     std::atomic<int> fired{0};

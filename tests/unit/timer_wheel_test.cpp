@@ -494,7 +494,7 @@ TEST_CASE("timer_wheel: a throwing callback leaves the wheel consistent") {
   CHECK(w.empty());
 }
 
-TEST_CASE("timer_wheel: clear() disarms everything; the destructor touches no node") {
+TEST_CASE("timer_wheel: clear() disarms everything: the destructor touches no node") {
   std::vector<TimerNode> n(3);
   TimerWheel w(std::chrono::microseconds(50), at_ns(0));
   w.arm(n[0], at_ns(10));
