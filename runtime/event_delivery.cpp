@@ -208,11 +208,7 @@ void EventTable::kick(Registration* r) noexcept {
 void EventTable::add_burst_held(Registration* r) noexcept {
   if (r->on_pending_list) return;
   r->on_pending_list = true;
-  r->next_pending = nullptr;
-  const auto level = static_cast<unsigned>(priority_of(r, r->queue.front()));
-  if (burst_tail_[level] != nullptr) burst_tail_[level]->next_pending = r;
-  else burst_head_[level] = r;
-  burst_tail_[level] = r;
+  bursts_[static_cast<unsigned>(priority_of(r, r->queue.front()))].push_back(r);
   ++burst_listed_;
   burst_progress_ = true;  // what held it was launched this turn: the next pass can go on
 }
@@ -220,10 +216,7 @@ void EventTable::add_burst_held(Registration* r) noexcept {
 void EventTable::add_pending(Registration* r) noexcept {
   if (r->on_pending_list) return;
   r->on_pending_list = true;
-  r->next_pending = nullptr;
-  if (pending_tail_ != nullptr) pending_tail_->next_pending = r;
-  else pending_head_ = r;
-  pending_tail_ = r;
+  pending_.push_back(r);
 }
 
 // start_activation runs one activation with `payload` in a fresh capsule (moving it out only
@@ -378,7 +371,7 @@ void EventTable::invoke_handler(Registration* r, Payload& p) noexcept {
 }
 
 void EventTable::run_deferred() noexcept {
-  if (pending_head_ != nullptr) retry_pending();
+  if (!pending_.empty()) retry_pending();
   if (burst_listed_ != 0) retry_bursts();
   if (rearm_head_ != nullptr) rearm_starved();
 }
@@ -388,8 +381,8 @@ void EventTable::retry_pending() noexcept {
   // others (another group's) are not held up behind it; the first one to come round again ends
   // the pass: everything left is held.
   Registration* first_held = nullptr;
-  while (pending_head_ != nullptr) {
-    Registration* r = pending_head_;
+  while (!pending_.empty()) {
+    Registration* r = pending_.head;
     if (r == first_held) return;
     bool held = false;
     start_held_ = false;
@@ -414,8 +407,7 @@ void EventTable::retry_pending() noexcept {
             (void)take_next(r);
           }
           if (held && burst_held_) {  // to its burst list: passes there stop at the first held
-            pending_head_ = r->next_pending;
-            if (pending_head_ == nullptr) pending_tail_ = nullptr;
+            (void)pending_.pop_front();
             r->on_pending_list = false;
             add_burst_held(r);
             continue;
@@ -433,14 +425,10 @@ void EventTable::retry_pending() noexcept {
           break;
       }
     }
-    pending_head_ = r->next_pending;
-    if (pending_head_ == nullptr) pending_tail_ = nullptr;
+    (void)pending_.pop_front();
     if (held) {
       if (first_held == nullptr) first_held = r;
-      r->next_pending = nullptr;  // still on the list: to its back
-      if (pending_tail_ != nullptr) pending_tail_->next_pending = r;
-      else pending_head_ = r;
-      pending_tail_ = r;
+      pending_.push_back(r);  // still on the list: to its back
       continue;
     }
     r->on_pending_list = false;
@@ -451,7 +439,7 @@ void EventTable::retry_pending() noexcept {
 void EventTable::retry_bursts() noexcept {
   burst_progress_ = false;
   for (unsigned level = kPriorityLevels; level-- > 0;) {
-    while (Registration* r = burst_head_[level]) {
+    while (Registration* r = bursts_[level].head) {
       bool stays = false;
       burst_held_ = start_held_ = false;
       if (!r->cancelled && !r->disabled) {
@@ -466,8 +454,7 @@ void EventTable::retry_bursts() noexcept {
           stays = true;  // max_active: the pending list's passes take it from here
         }
       }
-      burst_head_[level] = r->next_pending;
-      if (burst_head_[level] == nullptr) burst_tail_[level] = nullptr;
+      (void)bursts_[level].pop_front();
       --burst_listed_;
       r->on_pending_list = false;
       if (stays) add_pending(r);

@@ -112,6 +112,27 @@ struct Registration {
   alignas(std::max_align_t) unsigned char inline_storage[kInlineBytes];
 };
 
+// RegistrationFifo is an intrusive FIFO of registrations, linked through next_pending: the
+// pending list and the burst lists of an EventTable.
+struct RegistrationFifo {
+  Registration* head = nullptr;
+  Registration* tail = nullptr;
+
+  bool empty() const noexcept { return head == nullptr; }
+  void push_back(Registration* r) noexcept {
+    r->next_pending = nullptr;
+    if (tail != nullptr) tail->next_pending = r;
+    else head = r;
+    tail = r;
+  }
+  Registration* pop_front() noexcept {
+    Registration* r = head;
+    head = r->next_pending;
+    if (head == nullptr) tail = nullptr;
+    return r;
+  }
+};
+
 // Source is one socket event source of a core: one operation (multishot accept, receive, or
 // poll) whose completions fan out to every registration attached to it.
 struct Source {
@@ -196,7 +217,7 @@ class EventTable {
   // (inline handlers), and receives waiting for buffers. The loop runs them every turn while
   // there are any. run_deferred runs on the dispatcher (not in a capsule).
   bool has_deferred() const noexcept {
-    return pending_head_ != nullptr || burst_listed_ != 0 || rearm_head_ != nullptr;
+    return !pending_.empty() || burst_listed_ != 0 || rearm_head_ != nullptr;
   }
   // bursts_can_go: held-back burst activations wait, and the last pass started some (or a burst
   // was just held): once the launched ones have run, the loop's next turn starts more at once
@@ -322,8 +343,7 @@ class EventTable {
   std::uint32_t core_index_;
   std::vector<Registration*> chunks_;
   Registration* free_ = nullptr;
-  Registration* pending_head_ = nullptr;
-  Registration* pending_tail_ = nullptr;
+  RegistrationFifo pending_;
   Registration* inline_current_ = nullptr;  // the inline handler the dispatcher runs
   std::size_t in_use_ = 0;
   std::vector<std::unique_ptr<Source[]>> source_chunks_;
@@ -343,13 +363,12 @@ class EventTable {
   // burst_held_: held back by burst_full in particular.
   bool start_held_ = false;
   bool burst_held_ = false;
-  // burst_head_/burst_tail_: fresh-capsule registrations whose oldest activation waits for a
+  // bursts_: fresh-capsule registrations whose oldest activation waits for a
   // burst to start, one FIFO per priority of that activation (the other deferred ones are on
   // the pending list). burst_full at one level means full at every lower one, so a pass
   // (retry_bursts) goes from the most urgent level down and ends at the first one held: a
   // burst of n held registrations costs O(n) over its turns, not a scan of all n per turn.
-  std::array<Registration*, kPriorityLevels> burst_head_{};
-  std::array<Registration*, kPriorityLevels> burst_tail_{};
+  std::array<RegistrationFifo, kPriorityLevels> bursts_{};
   std::size_t burst_listed_ = 0;
   bool burst_progress_ = false;
   // unstarted_ counts fresh-capsule activations launched but not yet running, by priority. A
