@@ -40,6 +40,7 @@ struct Options {
   unsigned cores = 0;  // 0: one per CPU
   std::string_view style = "capsule";
   long idle_spin_us = -1;  // -1: Config's default
+  long coalesce_us = 0;    // Config::coalesce_window; 0: off
 };
 
 // Stats are printed when the server stops.
@@ -150,12 +151,17 @@ const Style* find_style(std::string_view name) {
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: echo_server [--port N] [--cores N] [--style NAME] [--idle-spin-us N] [--help]\n"
+               "usage: echo_server [--port N] [--cores N] [--style NAME] [--idle-spin-us N] [--coalesce-us N]\n"
+               "                   [--help]\n"
                "  --port N      TCP port on 127.0.0.1 (default 7000; 0 picks a free one)\n"
                "  --cores N     scheduler cores (default: one per CPU)\n"
                "  --idle-spin-us N\n"
                "                how long an idle core spins before it sleeps (Config::idle_spin,\n"
                "                default 20; 0 sleeps at once: less CPU, a wake-up per event)\n"
+               "  --coalesce-us N\n"
+               "                after a busy stretch, let completions accumulate up to N us before\n"
+               "                the core wakes for them (Config::coalesce_window, default 0: off):\n"
+               "                less CPU per message under load, up to N us more latency\n"
                "  --style NAME  how connections are served:\n");
   for (const Style& style : kStyles) {
     std::fprintf(out, "                  %-12.*s %.*s\n", static_cast<int>(style.name.size()), style.name.data(),
@@ -178,7 +184,8 @@ int parse_options(int argc, char** argv, Options& options) {
       usage(stdout);
       return 0;
     }
-    if (arg != "--port" && arg != "--cores" && arg != "--style" && arg != "--idle-spin-us") {
+    if (arg != "--port" && arg != "--cores" && arg != "--style" && arg != "--idle-spin-us" &&
+        arg != "--coalesce-us") {
       std::fprintf(stderr, "echo_server: unknown option %s\n\n", argv[i]);
       usage(stderr);
       return 2;
@@ -193,6 +200,7 @@ int parse_options(int argc, char** argv, Options& options) {
     if (arg == "--port") ok = parse_number(value, options.port);
     else if (arg == "--cores") ok = parse_number(value, options.cores) && options.cores <= 1024;
     else if (arg == "--idle-spin-us") ok = parse_number(value, options.idle_spin_us) && options.idle_spin_us >= 0 && options.idle_spin_us <= 1'000'000;
+    else if (arg == "--coalesce-us") ok = parse_number(value, options.coalesce_us) && options.coalesce_us >= 0 && options.coalesce_us <= 1'000'000;
     else if (arg == "--style") {
       options.style = value;
       ok = find_style(value) != nullptr;
@@ -244,6 +252,7 @@ int main(int argc, char** argv) {
   aem::Config config;
   config.cores = options.cores;
   if (options.idle_spin_us >= 0) config.idle_spin = std::chrono::microseconds(options.idle_spin_us);
+  config.coalesce_window = std::chrono::microseconds(options.coalesce_us);
   aem::Runtime rt(config);
   std::printf("echo_server: listening on %s, style %.*s, %u cores\n", listener->local_address()->to_string().c_str(),
               static_cast<int>(style.name.size()), style.name.data(), rt.cores());

@@ -124,9 +124,12 @@ class Backend {
   // blocking. Returns how many it delivered.
   virtual std::size_t poll() noexcept = 0;
 
-  // wait submits what is prepared and blocks until a completion, a wake() or `deadline`,
-  // then delivers what is ready. Returns how many it delivered.
-  virtual std::size_t wait(TimePoint deadline) noexcept = 0;
+  // wait submits what is prepared and blocks until `min_completions` completions are ready
+  // (1: the first one; a wake() counts as one), or `deadline`, then delivers what is ready.
+  // Returns how many it delivered. With min_completions > 1 (Config::coalesce_window) a wake()
+  // may not end the wait early, and a backend that cannot count completions while asleep
+  // (epoll) sleeps until `deadline`, which must then be finite.
+  virtual std::size_t wait(TimePoint deadline, unsigned min_completions) noexcept = 0;
 
   // wake makes a concurrent or the next wait() return. Call from any thread; `sender` is the
   // calling core's own backend, or nullptr on a thread that is not a core.

@@ -310,10 +310,20 @@ std::size_t EpollBackend::poll() noexcept {
   return reap(&zero);
 }
 
-std::size_t EpollBackend::wait(TimePoint deadline) noexcept {
+std::size_t EpollBackend::wait(TimePoint deadline, unsigned min_completions) noexcept {
   std::int64_t until = kNever;
   if (deadline != TimePoint::max()) {
     until = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  }
+  if (min_completions > 1 && until != kNever && ready_.empty()) {
+    // epoll reports readiness one wake-up at a time and cannot count it while we sleep: a
+    // coalesced wait sleeps to its deadline (or an operation's own, if sooner), then looks.
+    std::int64_t limit = until;
+    if (!deadlines_.empty()) limit = std::min(limit, deadlines_.top()->deadline_ns);
+    const timespec at = to_timespec(limit);
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
+    }
+    return poll();
   }
   for (;;) {
     std::int64_t limit = until;

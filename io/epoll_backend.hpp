@@ -42,7 +42,7 @@ class EpollBackend final : public Backend {
   void submit(const IoRequest& request, Completion* completion, const __kernel_timespec* deadline) noexcept override;
   void cancel(Completion* completion) noexcept override;
   std::size_t poll() noexcept override;
-  std::size_t wait(TimePoint deadline) noexcept override;
+  std::size_t wait(TimePoint deadline, unsigned min_completions) noexcept override;
   void wake(Backend* sender) noexcept override;
   std::size_t in_flight() const noexcept override { return in_flight_; }
   bool has_work() const noexcept override { return in_flight_ > 0; }

@@ -311,14 +311,17 @@ bool UringBackend::has_work() const noexcept {
          (IO_URING_READ_ONCE(*ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
 }
 
-std::size_t UringBackend::wait(TimePoint deadline) noexcept {
+std::size_t UringBackend::wait(TimePoint deadline, unsigned min_completions) noexcept {
   if (!backlog_.empty()) return poll();  // completions are waiting already: do not sleep
   io_uring_cqe* cqe = nullptr;
+  // With DEFER_TASKRUN the kernel counts the completions it holds as task work against
+  // min_completions, so a coalesced wait sleeps through them instead of waking for each.
+  min_completions = std::max(min_completions, 1u);
   if (deadline == TimePoint::max()) {
-    io_uring_submit_and_wait(&ring_, 1);
+    io_uring_submit_and_wait(&ring_, min_completions);
   } else {
     __kernel_timespec ts = to_timespec(deadline - std::chrono::steady_clock::now());
-    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    io_uring_submit_and_wait_timeout(&ring_, &cqe, min_completions, &ts, nullptr);
   }
   return deliver();
 }

@@ -29,7 +29,7 @@ class UringBackend final : public Backend {
   const BackendFeatures& features() const noexcept override { return features_; }
   BackendStats stats() const noexcept override;
   std::size_t poll() noexcept override;
-  std::size_t wait(TimePoint deadline) noexcept override;
+  std::size_t wait(TimePoint deadline, unsigned min_completions) noexcept override;
   void wake(Backend* sender) noexcept override;
   std::size_t in_flight() const noexcept override { return in_flight_; }
   void cancel_all() noexcept override;

@@ -39,6 +39,10 @@ Result<void> Core::init() noexcept {
   set_guard_lookup(&running_guard);
   if (Result<void> handler = install_overflow_handler(); !handler) return handler;
   if (config_.run_budget == 0) return make_error_code(errc::invalid_argument);  // nothing would ever run
+  if (config_.coalesce_window < Duration::zero() || config_.coalesce_window > std::chrono::seconds(1) ||
+      config_.coalesce_batch == 0) {
+    return make_error_code(errc::invalid_argument);
+  }
   auto backend = create_backend(config_.backend, {config_.ring_entries, config_.cq_entries});
   if (!backend) return backend.error();
   backend_ = std::move(*backend);
@@ -316,7 +320,13 @@ void Core::idle() noexcept {
   // Deferred work (activations waiting for a capsule, receives waiting for buffers) may become
   // possible through frees from other cores, which do not wake this one: look again soon.
   if (events_->has_deferred()) deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(1));
-  if (config_.idle_spin.count() > 0) {
+  // Coalescing (Config::coalesce_window) starts after a stretch with I/O and ends with a window
+  // that brought none. It skips the spin, which would take completions one at a time. Not
+  // while stopping: the cancellations' completions would make every turn of it wait a window.
+  const bool coalesce = io_seen_ && !stop_seen_ && config_.coalesce_window > Duration::zero() &&
+                        backend_->in_flight() > 0;
+  io_seen_ = false;
+  if (!coalesce && config_.idle_spin.count() > 0) {
     TimePoint now = Clock::now();
     const TimePoint spin_until = std::min(deadline, now + std::chrono::duration_cast<Duration>(config_.idle_spin));
     // Where has_work() reads the rings (io_uring with TASKRUN_FLAG) the spin watches them and
@@ -324,10 +334,16 @@ void Core::idle() noexcept {
     const bool exact = backend_->features().taskrun_flag;
     for (unsigned i = 1; now < spin_until; ++i) {
       if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed)) return;
-      if (exact && (i & 7) == 0 && backend_->has_work() && backend_->poll() > 0) return;
+      if (exact && (i & 7) == 0 && backend_->has_work() && backend_->poll() > 0) {
+        io_seen_ = true;
+        return;
+      }
       if ((i & 63) == 0) {
         now = Clock::now();
-        if (!exact && backend_->in_flight() > 0 && backend_->poll() > 0) return;
+        if (!exact && backend_->in_flight() > 0 && backend_->poll() > 0) {
+          io_seen_ = true;
+          return;
+        }
       }
       cpu_relax();
     }
@@ -340,7 +356,12 @@ void Core::idle() noexcept {
     return;
   }
   const TimePoint slept = Clock::now();
-  backend_->wait(deadline);
+  unsigned min_completions = 1;
+  if (coalesce) {
+    deadline = std::min(deadline, slept + std::chrono::duration_cast<Duration>(config_.coalesce_window));
+    min_completions = config_.coalesce_batch;
+  }
+  io_seen_ = backend_->wait(deadline, min_completions) > 0;
   metrics_.add_idle(Clock::now() - slept);
   sleeping_.store(false, std::memory_order_relaxed);
 }
@@ -358,7 +379,7 @@ void Core::loop() noexcept {
     if (events_->has_deferred()) events_->run_deferred();
     arena_->drain_remote_frees();  // one relaxed load when nothing came back
     run_ready();
-    if (backend_->has_work()) backend_->poll();
+    if (backend_->has_work() && backend_->poll() > 0) io_seen_ = true;
     if (!ready_.empty() || !mailbox_.empty() || events_->bursts_can_go()) continue;
     if (runtime_.stopping()) {
       if (!stop_seen_) {

@@ -1,7 +1,8 @@
 // core.hpp — one scheduler core: a pinned thread that owns a capsule pool, a priority ready
 // queue, a timer wheel, a mailbox and an io_uring, and runs the loop
 //   run ready capsules (a budget per turn) → submit + reap completions → expire timers →
-//   when nothing is ready: spin briefly on the mailbox, then sleep in one io_uring_enter.
+//   when nothing is ready: spin briefly on the mailbox, then sleep in one io_uring_enter (or,
+//   coalescing after a busy stretch, sleep a short window to take completions in a batch).
 // Everything here runs on the core's own thread unless a comment says "any thread".
 #pragma once
 
@@ -296,6 +297,7 @@ class Core {
   unsigned switches_ = 0;
   std::uint64_t next_sequence_ = 1;
   bool stop_seen_ = false;
+  bool io_seen_ = false;  // completions delivered since the core last went idle (coalescing)
   MpscQueue mailbox_;
   alignas(64) std::atomic<bool> sleeping_{false};
   std::atomic<bool> nudged_{false};  // nudge() since the loop's last turn

@@ -10,7 +10,8 @@ first; the script prints requests/s and latency for both, each the median of the
 and aem / nginx ratios.
 
 usage: scripts/http_vs_nginx.py [--aem-server PATH] [--nginx PATH] [--wrk PATH] [--connections N]
-                                [--duration S] [--repeat N] [--aem-cores N] [--aem-style S] [--quick]
+                                [--duration S] [--repeat N] [--aem-cores N] [--aem-style S]
+                                [--aem-coalesce-us N] [--quick]
 Exit status: 0 when every run succeeded, 1 when one failed, 2 when a tool or binary is missing,
 77 when this machine has fewer than two usable cores.
 """
@@ -270,11 +271,15 @@ def parse_args():
     parser.add_argument("--repeat", type=int, help=f"repetitions per server (default {DEFAULT_REPEAT})")
     parser.add_argument("--aem-cores", type=int, default=1, help="aem_http_server --cores (default 1, like nginx)")
     parser.add_argument("--aem-style", help="aem_http_server --style (default: the server's own)")
+    parser.add_argument("--aem-coalesce-us", type=int, default=0,
+                        help="aem_http_server --coalesce-us (Config::coalesce_window; default 0: off)")
     parser.add_argument("--aem-root", help="aem_http_server --root (default: not passed)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S} s, one repetition: a smoke run")
     args = parser.parse_args()
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DEFAULT_DURATION_S)
     args.repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
+    if args.aem_coalesce_us < 0:
+        parser.error("--aem-coalesce-us must not be negative")
     if args.connections < 1 or args.duration < 1 or args.repeat < 1 or args.aem_cores < 1:
         parser.error("--connections, --duration, --repeat and --aem-cores must be positive")
     return args
@@ -292,6 +297,7 @@ def main():
                    f"aem_http_server) or pass --aem-server PATH")
     aem_extra = ["--cores", str(args.aem_cores)]
     aem_extra += ["--style", args.aem_style] if args.aem_style else []
+    aem_extra += ["--coalesce-us", str(args.aem_coalesce_us)] if args.aem_coalesce_us else []
     aem_extra += ["--root", args.aem_root] if args.aem_root else []
 
     results = {"aem": [], "nginx": []}

@@ -2,7 +2,7 @@
 """load_bench.py — the load benchmark of issue 4 (method: bench/load/README.md).
 
 For each server (epoll baseline, thread per connection, aem capsule style, aem registration
-style) and each connection count: start the server pinned to one core, run aem_load_client
+style, and both aem styles with completion coalescing) and each connection count: start the server pinned to one core, run aem_load_client
 pinned to another (closed-loop ping-pong), print messages/s, round-trip p50/p99/p999, server
 CPU time per message and both cores' CPU use, with ratios to the epoll baseline. Then, per
 server, the RSS growth for idle connections.
@@ -42,6 +42,9 @@ QUICK_IDLE_CONNECTIONS = 100
 SERVER_CORE = 0
 CLIENT_CORE = 1
 AEM_CORES = 1  # the aem server gets one core, like the baselines
+# The "-coalesce" servers run with Config::coalesce_window (echo_server --coalesce-us): after a
+# busy stretch the core lets completions accumulate up to this long before it wakes for them.
+COALESCE_US = 50
 
 PORT_WAIT_S = 10.0
 STOP_WAIT_S = 5.0
@@ -83,7 +86,17 @@ def server_table(build, aem_server):
         "thread": (os.path.join(bench, "aem_thread_echo_server"), []),
         "aem-capsule": (aem_server, ["--style", "capsule", "--cores", str(AEM_CORES)]),
         "aem-registration": (aem_server, ["--style", "registration", "--cores", str(AEM_CORES)]),
+        "aem-capsule-coalesce": (aem_server, ["--style", "capsule", "--cores", str(AEM_CORES),
+                                              "--coalesce-us", str(COALESCE_US)]),
+        "aem-registration-coalesce": (aem_server, ["--style", "registration", "--cores", str(AEM_CORES),
+                                                   "--coalesce-us", str(COALESCE_US)]),
     }
+
+
+def same_memory_as(name):
+    """The server whose idle memory `name`'s is (coalescing changes how a core sleeps, not what
+    a connection holds): measured once."""
+    return name.removesuffix("-coalesce")
 
 
 def free_port():
@@ -328,18 +341,18 @@ def fmt(value, spec):
 
 def print_runs(runs, failures):
     base = {r["connections"]: r for r in runs if r["server"] == BASELINE}
-    print(f"\n{'server':<18}{'conns':>7}{'msgs/s':>12}{'p50 us':>10}{'p99 us':>10}{'p999 us':>10}"
+    print(f"\n{'server':<26}{'conns':>7}{'msgs/s':>12}{'p50 us':>10}{'p99 us':>10}{'p999 us':>10}"
           f"{'srv us/msg':>12}{'srv cpu':>9}{'cli cpu':>9}{'rate/epoll':>12}{'cpu/epoll':>11}")
     for r in runs:
         b = base.get(r["connections"])
         r["rate_ratio"] = ratio(r["msgs_per_s"], b and b["msgs_per_s"])
         r["cpu_ratio"] = ratio(r["server_cpu_us_per_msg"], b and b["server_cpu_us_per_msg"])
-        print(f"{r['server']:<18}{r['connections']:>7}{r['msgs_per_s']:>12.0f}{r['p50_us']:>10.1f}"
+        print(f"{r['server']:<26}{r['connections']:>7}{r['msgs_per_s']:>12.0f}{r['p50_us']:>10.1f}"
               f"{r['p99_us']:>10.1f}{r['p999_us']:>10.1f}{r['server_cpu_us_per_msg']:>12.3f}"
               f"{r['server_cpu_util']:>8.0%} {r['client_cpu_util']:>8.0%} {fmt(r['rate_ratio'], '>11.2f')} "
               f"{fmt(r['cpu_ratio'], '>10.2f')}")
     for name, connections, reason in failures:
-        print(f"{name:<18}{connections:>7}  FAILED: {reason}")
+        print(f"{name:<26}{connections:>7}  FAILED: {reason}")
     print("srv/cli cpu: CPU time over the measured window's wall time; a client near 100% is saturated "
           "and caps msgs/s for every server.")
 
@@ -370,11 +383,11 @@ def print_targets(runs, idle):
             rows.append((f"{r['server']} bytes per idle conn", r["bytes_per_connection"], "<=", TARGET_IDLE_BYTES))
     if not rows:
         return
-    print(f"\n{'target':<46}{'measured':>10}{'target':>12}  verdict")
+    print(f"\n{'target':<54}{'measured':>10}{'target':>12}  verdict")
     for label, value, op, target in rows:
         met = value is not None and (value <= target if op == "<=" else value >= target)
         verdict = "n/a" if value is None else ("met" if met else "MISSED")
-        print(f"{label:<46}{fmt(value, '>10.2f')}{op:>4}{target:>8}  {verdict}")
+        print(f"{label:<54}{fmt(value, '>10.2f')}{op:>4}{target:>8}  {verdict}")
 
 
 class Sweep:
@@ -414,7 +427,10 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_sweep_arguments(parser, Sweep(DEFAULT_CONNECTIONS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S))
     parser.add_argument("--aem-server", help="aem echo server binary (default BUILD/examples/aem_echo_server)")
-    parser.add_argument("--servers", default="epoll,thread,aem-capsule,aem-registration")
+    parser.add_argument("--servers", default="epoll,thread,aem-capsule,aem-registration,aem-capsule-coalesce,"
+                        "aem-registration-coalesce",
+                        help=f"comma-separated, from: {', '.join(server_table('', ''))} (default: all); the "
+                        f"-coalesce ones run with --coalesce-us {COALESCE_US}")
     parser.add_argument("--idle-connections", type=int, help=f"default {DEFAULT_IDLE_CONNECTIONS}")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-memory measurement")
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell, servers alternating (default 1)")
@@ -463,6 +479,8 @@ def main():
     idle, idle_failures = [], []
     if not args.no_idle:
         for name, (binary, extra) in servers.items():
+            if same_memory_as(name) != name and same_memory_as(name) in servers:
+                continue
             print(f"idle memory: {name} with {args.idle_connections} connections ...", file=sys.stderr, flush=True)
             try:
                 with Server(name, binary, extra) as server:

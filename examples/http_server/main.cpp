@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   http::Server server(options.server);
   aem::Config config;
   config.cores = options.cores;
+  config.coalesce_window = std::chrono::microseconds(options.coalesce_us);
   aem::Runtime rt(config);
   std::printf("listening on %s\n", listener->local_address()->to_string().c_str());
   std::fflush(stdout);

@@ -49,6 +49,8 @@ const Option kOptions[] = {
      [](std::string_view v, Options& o) { return parse_number(v, o.port); }},
     {"--cores", "N", "scheduler cores (default: one per CPU)",
      [](std::string_view v, Options& o) { return parse_number(v, o.cores) && o.cores <= 1024; }},
+    {"--coalesce-us", "N", "after a busy stretch, let completions gather N us (default 0: off)",
+     [](std::string_view v, Options& o) { return parse_number(v, o.coalesce_us) && o.coalesce_us <= 1'000'000; }},
     {"--root", "DIR", "serve the files under DIR (GET, HEAD); without it only /hello and /echo",
      [](std::string_view v, Options& o) {
        o.root = v;

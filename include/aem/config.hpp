@@ -58,6 +58,20 @@ struct Config {
   // it sleeps in the kernel (cross-core messages and completions then arrive without a sleep
   // and a wake-up); 0 sleeps at once.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
+  // coalesce_window lets I/O completions accumulate while a busy core sleeps, the way a
+  // network card moderates its interrupts. A core that handled completions since it last went
+  // idle does not spin, and sleeps until coalesce_batch completions are ready or
+  // coalesce_window has passed (a due timer still ends the sleep on time); then it handles all
+  // of them in one turn. Under load that saves a wake-up and a system call per completion, and
+  // peers get their replies in batches (see bench/load/README.md for the figures). The price:
+  // up to coalesce_window of added latency per completion, and per cross-core message or stop
+  // request that arrives while the core sleeps. A window that brings nothing ends it: the next
+  // sleep waits for the first completion as usual, so an idle core costs nothing. 0 (the
+  // default) turns it off; at most 1 s. On epoll, which cannot count completions while asleep,
+  // the core sleeps the whole window. Runtime::start / run fail with errc::invalid_argument
+  // on a window out of range or a batch of 0.
+  std::chrono::nanoseconds coalesce_window{0};
+  unsigned coalesce_batch = 64;
   // timer_tick is the resolution of each core's timer wheel: a timer fires at most one tick late.
   std::chrono::nanoseconds timer_tick = std::chrono::microseconds(50);
   // arena configures each core's BuddyArena, from which event data on that core is allocated

@@ -78,7 +78,7 @@ struct Pipe {
 template <typename Done>
 void settle(aem::detail::Backend& backend, Done done) {
   for (int round = 0; !done() && round < 1000; ++round) {
-    backend.wait(std::chrono::steady_clock::now() + std::chrono::milliseconds(10));
+    backend.wait(std::chrono::steady_clock::now() + std::chrono::milliseconds(10), 1);
   }
 }
 

@@ -184,14 +184,14 @@ TEST_CASE_TEMPLATE("backend: wait returns at its deadline, on a wake from a plai
   auto backend = aem_test::make_backend<K>(8);
   if (!backend) return;
   const auto t0 = std::chrono::steady_clock::now();
-  backend->wait(t0 + 2ms);
+  backend->wait(t0 + 2ms, 1);
   CHECK(std::chrono::steady_clock::now() - t0 >= 2ms);
 
   std::thread waker([&] {
     std::this_thread::sleep_for(5ms);
     backend->wake(nullptr);
   });
-  backend->wait(std::chrono::steady_clock::time_point::max());  // would hang without the wake
+  backend->wait(std::chrono::steady_clock::time_point::max(), 1);  // would hang without the wake
   waker.join();
 
   // From another core's backend (made on the thread that uses it, as a core does).
@@ -202,9 +202,46 @@ TEST_CASE_TEMPLATE("backend: wait returns at its deadline, on a wake from a plai
     backend->wake(sender.get());
     sender->poll();
   });
-  backend->wait(std::chrono::steady_clock::time_point::max());
+  backend->wait(std::chrono::steady_clock::time_point::max(), 1);
   other.join();
   CHECK(backend->in_flight() == 0);
+}
+
+TEST_CASE_TEMPLATE("backend: a coalesced wait takes a completion that comes while it sleeps in the same call", K,
+                   BACKENDS) {
+  auto backend = aem_test::make_backend<K>(8);
+  if (!backend) return;
+  aem_test::Pipe first;
+  aem_test::Pipe second;
+  Recorder reads[2];
+  char buffers[2][4];
+  backend->submit(transfer(IoOpcode::read, first.fds[0], buffers[0], 1), &reads[0].completion, nullptr);
+  backend->submit(transfer(IoOpcode::read, second.fds[0], buffers[1], 1), &reads[1].completion, nullptr);
+  backend->poll();
+  REQUIRE(::write(first.fds[1], "a", 1) == 1);
+  std::thread late([&] {
+    std::this_thread::sleep_for(20ms);
+    CHECK(::write(second.fds[1], "b", 1) == 1);
+  });
+  // A plain wait would come back with the first read alone; this one waits for both. io_uring
+  // counts them while it sleeps and returns at the second; epoll sleeps to the deadline.
+  const bool counts_asleep = std::string(backend->name()) == "io_uring";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + (counts_asleep ? 60s : 1s);
+  const std::size_t delivered = backend->wait(deadline, 2);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  late.join();
+  CHECK(delivered == 2);
+  CHECK(reads[0].results == std::vector<int>{1});
+  CHECK(reads[1].results == std::vector<int>{1});
+  CHECK(buffers[0][0] == 'a');
+  CHECK(buffers[1][0] == 'b');
+  CHECK(backend->in_flight() == 0);
+  if (counts_asleep) {
+    CHECK(waited < 30s);  // ended by the count, not by the deadline
+  } else {
+    CHECK(waited >= 1s);
+  }
 }
 
 TEST_CASE_TEMPLATE("backend: cancel_all ends in-flight operations with -ECANCELED", K, BACKENDS) {

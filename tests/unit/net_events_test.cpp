@@ -54,11 +54,17 @@ aem::Result<aem::EventId> serve_echo(aem::TcpListener& listener, aem::Executor e
 
 }  // namespace
 
-TEST_CASE("socket events: an echo service of registrations returns every byte, in order") {
-  for (aem::Executor exec : {aem::Executor::keepalive, aem::Executor::fresh_capsule}) {
+TEST_CASE("socket events: an echo service of registrations returns every byte, in order, coalescing or not") {
+  // {keepalive, off}, {fresh capsule, off}, {keepalive, coalescing}, {fresh capsule, coalescing}
+  for (int variant = 0; variant < 4; ++variant) {
+    const aem::Executor exec = variant % 2 == 0 ? aem::Executor::keepalive : aem::Executor::fresh_capsule;
+    const auto coalesce = variant < 2 ? 0us : 200us;
     CAPTURE(static_cast<int>(exec));
+    CAPTURE(coalesce.count());
     AEM_FOR_EACH_CORE_COUNT(cores) {
-      aem::Runtime rt(aem_test::config_for(cores));
+      aem::Config config = aem_test::config_for(cores);
+      config.coalesce_window = coalesce;
+      aem::Runtime rt(config);
       rt.run([&] {
         aem::TcpListener listener = aem_test::loopback_listener();
         auto address = listener.local_address();

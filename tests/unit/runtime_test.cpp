@@ -126,6 +126,25 @@ TEST_CASE("a run_budget of 0 makes start fail cleanly instead of running nothing
   CHECK_FALSE(rt.running());
 }
 
+TEST_CASE("a coalescing window out of range or a batch of 0 makes start fail cleanly") {
+  for (auto [window, batch] : {std::pair{-1us, 64u}, std::pair{1s + 1us, 64u}, std::pair{50us, 0u}}) {
+    CAPTURE(window.count());
+    CAPTURE(batch);
+    aem::Config config = aem_test::config_for(1);
+    config.coalesce_window = window;
+    config.coalesce_batch = batch;
+    aem::Runtime rt(config);
+    auto started = rt.start();
+    REQUIRE_FALSE(started);
+    CHECK(started.error() == aem::errc::invalid_argument);
+    CHECK_FALSE(rt.running());
+  }
+  aem::Config config = aem_test::config_for(1);
+  config.coalesce_window = 1s;  // the bound itself is allowed
+  aem::Runtime rt(config);
+  CHECK(rt.run([] { return 7; }) == 7);
+}
+
 TEST_CASE("submit runs on the target core and suspends only the caller") {
   for (unsigned cores : aem_test::kCoreCounts) {
     CAPTURE(cores);
