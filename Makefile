@@ -92,7 +92,8 @@ fiber-vs-thread-smoke:
 	$(MAKE) fiber-vs-thread FVT_FLAGS="--quick $(FVT_FLAGS)"
 
 # aem's HTTP server against nginx under wrk (scripts/http_vs_nginx.py; needs wrk and
-# nginx-light). HTTP_VS_NGINX_FLAGS passes options, e.g. HTTP_VS_NGINX_FLAGS=--quick.
+# nginx-light). HTTP_VS_NGINX_FLAGS passes options, e.g. HTTP_VS_NGINX_FLAGS=--quick, or
+# HTTP_VS_NGINX_FLAGS="--server-cpu 0.5" to hold each server to half its core (root: a cgroup).
 HTTP_VS_NGINX_FLAGS ?=
 .PHONY: http-vs-nginx
 http-vs-nginx: build/release/build.ninja

@@ -9,9 +9,15 @@ to core 0 and wrk to core 1, 100 connections, a few repetitions alternating whic
 first; the script prints requests/s and latency for both, each the median of the repetitions,
 and aem / nginx ratios.
 
+On a 2-core machine wrk on its one core is the limit before either server is (neither reaches
+100 % CPU), so requests/s cannot tell the servers apart. --server-cpu F puts each server in a
+cgroup that holds it to F of its core (a CFS quota of F x 10 ms per 10 ms; root and a cgroup
+cpu controller, v1 or v2, needed): then the server is the limit, and requests/s compares what
+each serves with the same CPU.
+
 usage: scripts/http_vs_nginx.py [--aem-server PATH] [--nginx PATH] [--wrk PATH] [--connections N]
                                 [--duration S] [--repeat N] [--aem-cores N] [--aem-style S]
-                                [--aem-coalesce-us N] [--quick]
+                                [--aem-coalesce-us N] [--server-cpu F] [--quick]
 Exit status: 0 when every run succeeded, 1 when one failed, 2 when a tool or binary is missing,
 77 when this machine has fewer than two usable cores.
 """
@@ -19,11 +25,13 @@ import argparse
 import http.client
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from load_bench import CLIENT_CORE, SERVER_CORE, BenchError, Server  # noqa: E402
@@ -181,6 +189,57 @@ request = function() return pipelined end
 """
 
 
+class CpuQuota:
+    """A cgroup holding the processes started through wrap() to `fraction` of one CPU."""
+
+    PERIOD_US = 10_000
+    V1 = "/sys/fs/cgroup/cpu"
+    V2 = "/sys/fs/cgroup"
+
+    def __init__(self, fraction):
+        name = f"aem_http_vs_nginx_{os.getpid()}"
+        quota_us = max(1000, int(fraction * self.PERIOD_US))  # the kernel's minimum quota is 1 ms
+        if os.path.exists(os.path.join(self.V1, "cpu.cfs_quota_us")):
+            self.path = os.path.join(self.V1, name)
+            settings = {"cpu.cfs_period_us": str(self.PERIOD_US), "cpu.cfs_quota_us": str(quota_us)}
+        elif "cpu" in self._read(os.path.join(self.V2, "cgroup.subtree_control")).split():
+            self.path = os.path.join(self.V2, name)
+            settings = {"cpu.max": f"{quota_us} {self.PERIOD_US}"}
+        else:
+            raise OSError("no cgroup cpu controller (v1 at /sys/fs/cgroup/cpu, or v2 with cpu enabled)")
+        os.mkdir(self.path)
+        try:
+            for key, value in settings.items():
+                with open(os.path.join(self.path, key), "w") as f:
+                    f.write(value)
+        except OSError:
+            self.close()
+            raise
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wrap(self, argv):
+        """`argv` run inside the cgroup: the shell moves itself in, then becomes the server (same pid)."""
+        return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh"] + argv
+
+    def close(self):
+        for _ in range(50):  # the last server's processes may still be leaving
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        print(f"http_vs_nginx: could not remove {self.path}", file=sys.stderr)
+
+
 def run_wrk(wrk, server, args):
     cmd = ["taskset", "-c", str(CLIENT_CORE), wrk, "-t1", f"-c{args.connections}", f"-d{args.duration}s",
            "--latency", f"http://127.0.0.1:{server.port}{PATH}"]
@@ -193,6 +252,9 @@ def run_wrk(wrk, server, args):
         cmd[5:5] = ["-s", script.name]
         env["AEM_PIPELINE_DEPTH"] = str(args.pipeline)
     cpu_before = cpu_seconds(server.proc.pid)
+    # wrk is the only child reaped during the run (taskset execs it): its CPU time is the
+    # children's usage that the run adds.
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + WRK_SLACK_S, env=env)
     except subprocess.TimeoutExpired:
@@ -201,6 +263,8 @@ def run_wrk(wrk, server, args):
         if script is not None:
             os.unlink(script.name)
     cpu = cpu_seconds(server.proc.pid) - cpu_before
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
     if done.returncode != 0:
         server.fail(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
     if not server.alive():
@@ -210,6 +274,7 @@ def run_wrk(wrk, server, args):
         # wrk times a pipelined batch, not its requests, and reports zeros for some percentiles.
         result = {key: value for key, value in result.items() if not key.endswith("_ms")}
     result["server_cpu"] = cpu / args.duration
+    result["wrk_cpu"] = wrk_cpu / args.duration
     if result["requests_per_s"] > 0:
         result["cpu_us_per_req"] = cpu / (result["requests_per_s"] * args.duration) * 1e6
     if result["errors"]:
@@ -231,10 +296,12 @@ def median_of(runs, key):
 def print_report(results, failures, args):
     keys = [("requests_per_s", "req/s", "{:>12,.0f}"), ("avg_ms", "avg ms", "{:>9.3f}"), ("p50_ms", "p50 ms", "{:>9.3f}"),
             ("p90_ms", "p90 ms", "{:>9.3f}"), ("p99_ms", "p99 ms", "{:>9.3f}"),
-            ("server_cpu", "srv cpu", "{:>9.0%}"), ("cpu_us_per_req", "us/req", "{:>9.2f}")]
+            ("server_cpu", "srv cpu", "{:>9.0%}"), ("cpu_us_per_req", "us/req", "{:>9.2f}"),
+            ("wrk_cpu", "wrk cpu", "{:>9.0%}")]
     pipelining = f", {args.pipeline} requests pipelined" if args.pipeline > 1 else ""
+    quota = f" held to {args.server_cpu:.0%} of it" if args.server_cpu else ""
     print(f"\nGET {PATH}, {args.connections} keep-alive connections{pipelining}, wrk -t1 on core {CLIENT_CORE}, "
-          f"server on core {SERVER_CORE}, {args.duration} s x {args.repeat} (medians)")
+          f"server on core {SERVER_CORE}{quota}, {args.duration} s x {args.repeat} (medians)")
     print(f"{'server':<8}" + "".join(f"{label:>12}" if key == "requests_per_s" else f"{label:>9}"
                                      for key, label, _ in keys) + f"{'runs':>6}")
     medians = {}
@@ -252,9 +319,10 @@ def print_report(results, failures, args):
     for name, repetition, reason in failures:
         print(f"{name:<8} repetition {repetition}: FAILED: {reason}")
     print("ratios: above 1 in req/s and below 1 in latency or us/req favour aem. srv cpu: the server's CPU time\n"
-          "(its whole process tree) over the run's wall time; us/req: that CPU time per request. When neither\n"
-          "server is near 100% the client is the limit and req/s cannot tell them apart: us/req still does\n"
-          "(nginx us/req / aem us/req is how many times more requests aem serves per CPU second).\n"
+          "(its whole process tree) over the run's wall time; us/req: that CPU time per request; wrk cpu: the\n"
+          "client's. When wrk is near 100% and neither server is near its limit, the client is the limit and\n"
+          "req/s cannot tell them apart: us/req still does (nginx us/req / aem us/req is how many times more\n"
+          "requests aem serves per CPU second), and --server-cpu makes req/s show it.\n"
           "One busy machine measures noise too: compare on a quiet one.")
 
 
@@ -274,10 +342,15 @@ def parse_args():
     parser.add_argument("--aem-coalesce-us", type=int, default=0,
                         help="aem_http_server --coalesce-us (Config::coalesce_window; default 0: off)")
     parser.add_argument("--aem-root", help="aem_http_server --root (default: not passed)")
+    parser.add_argument("--server-cpu", type=float,
+                        help="hold each server to this fraction of its core (0.1 to 1) with a cgroup CPU quota, "
+                        "so that the server and not wrk is the limit (default: no quota)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S} s, one repetition: a smoke run")
     args = parser.parse_args()
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DEFAULT_DURATION_S)
     args.repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
+    if args.server_cpu is not None and not 0.1 <= args.server_cpu <= 1:
+        parser.error("--server-cpu must be between 0.1 and 1")
     if args.aem_coalesce_us < 0:
         parser.error("--aem-coalesce-us must not be negative")
     if args.connections < 1 or args.duration < 1 or args.repeat < 1 or args.aem_cores < 1:
@@ -300,6 +373,22 @@ def main():
     aem_extra += ["--coalesce-us", str(args.aem_coalesce_us)] if args.aem_coalesce_us else []
     aem_extra += ["--root", args.aem_root] if args.aem_root else []
 
+    quota = None
+    if args.server_cpu:
+        try:
+            quota = CpuQuota(args.server_cpu)
+        except OSError as error:
+            fail_setup(f"--server-cpu needs a cgroup it can make (root): {error}")
+    limit = quota.wrap if quota else (lambda argv: argv)
+    try:
+        return compare(args, wrk, nginx, aem_extra, limit)
+    finally:
+        if quota:
+            quota.close()
+
+
+def compare(args, wrk, nginx, aem_extra, limit):
+    """Runs the repetitions and prints the report; `limit(argv)` is how a server is started."""
     results = {"aem": [], "nginx": []}
     failures = []
     with tempfile.TemporaryDirectory(prefix="http_vs_nginx_") as prefix:
@@ -311,9 +400,11 @@ def main():
                 print(f"[{repetition}/{args.repeat}] {name}: wrk {args.duration} s, {args.connections} connections ...",
                       file=sys.stderr, flush=True)
                 if name == "aem":
-                    start = lambda: Server("aem", args.aem_server, aem_extra)  # noqa: E731
+                    start = lambda: Server("aem", args.aem_server, [], make_argv=lambda port: limit(  # noqa: E731
+                        [args.aem_server, "--port", str(port)] + aem_extra))
                 else:
-                    start = lambda: Server("nginx", nginx, [], make_argv=nginx_argv(nginx, prefix, content_type))  # noqa: E731
+                    start = lambda: Server("nginx", nginx, [], make_argv=lambda port: limit(  # noqa: E731
+                        nginx_argv(nginx, prefix, content_type)(port)))
                 try:
                     with start() as server:
                         answered_type, result = measure(server, wrk, args)
