@@ -334,16 +334,10 @@ void Core::idle() noexcept {
     const bool exact = backend_->features().taskrun_flag;
     for (unsigned i = 1; now < spin_until; ++i) {
       if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed)) return;
-      if (exact && (i & 7) == 0 && backend_->has_work() && backend_->poll() > 0) {
-        io_seen_ = true;
-        return;
-      }
+      if (exact && (i & 7) == 0 && backend_->has_work() && poll_io()) return;
       if ((i & 63) == 0) {
         now = Clock::now();
-        if (!exact && backend_->in_flight() > 0 && backend_->poll() > 0) {
-          io_seen_ = true;
-          return;
-        }
+        if (!exact && backend_->in_flight() > 0 && poll_io()) return;
       }
       cpu_relax();
     }
@@ -379,7 +373,7 @@ void Core::loop() noexcept {
     if (events_->has_deferred()) events_->run_deferred();
     arena_->drain_remote_frees();  // one relaxed load when nothing came back
     run_ready();
-    if (backend_->has_work() && backend_->poll() > 0) io_seen_ = true;
+    if (backend_->has_work()) poll_io();
     if (!ready_.empty() || !mailbox_.empty() || events_->bursts_can_go()) continue;
     if (runtime_.stopping()) {
       if (!stop_seen_) {

@@ -273,6 +273,12 @@ class Core {
   bool drain_mail() noexcept;
   void expire_timers() noexcept;
   void idle() noexcept;
+  // poll_io polls the backend and notes in io_seen_ whether it delivered anything.
+  bool poll_io() noexcept {
+    const bool delivered = backend_->poll() > 0;
+    io_seen_ = io_seen_ || delivered;
+    return delivered;
+  }
   void start_remote_task(TaskState* task) noexcept;
   void on_stop() noexcept;
   bool can_exit() const noexcept;
