@@ -20,7 +20,8 @@ inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 }  // namespace
 
 Core::Core(RuntimeImpl& runtime, unsigned index) noexcept
-    : runtime_(runtime), index_(index), config_(runtime.config()), ready_(runtime.config().starvation_budget) {}
+    : runtime_(runtime), index_(index), config_(runtime.config()), ready_(runtime.config().starvation_budget),
+      spin_(std::chrono::duration_cast<Duration>(runtime.config().idle_spin)) {}
 
 Core::~Core() { teardown(); }
 
@@ -326,21 +327,13 @@ void Core::idle() noexcept {
   const bool coalesce = io_seen_ && !stop_seen_ && config_.coalesce_window > Duration::zero() &&
                         backend_->in_flight() > 0;
   io_seen_ = false;
-  if (!coalesce && config_.idle_spin.count() > 0) {
-    TimePoint now = Clock::now();
-    const TimePoint spin_until = std::min(deadline, now + std::chrono::duration_cast<Duration>(config_.idle_spin));
-    // Where has_work() reads the rings (io_uring with TASKRUN_FLAG) the spin watches them and
-    // enters the kernel only for work; elsewhere every look at the backend is a system call.
-    const bool exact = backend_->features().taskrun_flag;
-    for (unsigned i = 1; now < spin_until; ++i) {
-      if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed)) return;
-      if (exact && (i & 7) == 0 && backend_->has_work() && poll_io()) return;
-      if ((i & 63) == 0) {
-        now = Clock::now();
-        if (!exact && backend_->in_flight() > 0 && poll_io()) return;
-      }
-      cpu_relax();
-    }
+  // The poll adapts (IdleSpin) to the idle stretches it sees; coalescing sleeps do not poll.
+  const bool polls = !coalesce && config_.idle_spin > Duration::zero();
+  const TimePoint idle_start = polls ? Clock::now() : TimePoint{};
+  if (polls && spin_.window() > Duration::zero()) {
+    const bool found = poll_for_work(idle_start, std::min(deadline, idle_start + spin_.window()));
+    metrics_.add_spin(Clock::now() - idle_start);
+    if (found) return;
   }
   sleeping_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -356,8 +349,26 @@ void Core::idle() noexcept {
     min_completions = config_.coalesce_batch;
   }
   io_seen_ = backend_->wait(deadline, min_completions) > 0;
-  metrics_.add_idle(Clock::now() - slept);
+  const TimePoint woke = Clock::now();
+  metrics_.add_idle(woke - slept);
+  if (polls) spin_.slept(woke - idle_start);
   sleeping_.store(false, std::memory_order_relaxed);
+}
+
+bool Core::poll_for_work(TimePoint now, TimePoint until) noexcept {
+  // Where has_work() reads the rings (io_uring with TASKRUN_FLAG) the poll watches them and
+  // enters the kernel only for work; elsewhere every look at the backend is a system call.
+  const bool exact = backend_->features().taskrun_flag;
+  for (unsigned i = 1; now < until; ++i) {
+    if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed)) return true;
+    if (exact && (i & 7) == 0 && backend_->has_work() && poll_io()) return true;
+    if ((i & 63) == 0) {
+      now = Clock::now();
+      if (!exact && backend_->in_flight() > 0 && poll_io()) return true;
+    }
+    cpu_relax();
+  }
+  return false;
 }
 
 void Core::loop() noexcept {

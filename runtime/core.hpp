@@ -1,8 +1,9 @@
 // core.hpp — one scheduler core: a pinned thread that owns a capsule pool, a priority ready
 // queue, a timer wheel, a mailbox and an io_uring, and runs the loop
 //   run ready capsules (a budget per turn) → submit + reap completions → expire timers →
-//   when nothing is ready: spin briefly on the mailbox, then sleep in one io_uring_enter (or,
-//   coalescing after a busy stretch, sleep a short window to take completions in a batch).
+//   when nothing is ready: poll the mailbox and the rings for a while that adapts to how long
+//   the core idles (IdleSpin), then sleep in one io_uring_enter (or, coalescing after a busy
+//   stretch, sleep a short window to take completions in a batch).
 // Everything here runs on the core's own thread unless a comment says "any thread".
 #pragma once
 
@@ -11,6 +12,7 @@
 #include "runtime/capsule_control.hpp"
 #include "runtime/context.hpp"
 #include "runtime/event_table.hpp"
+#include "runtime/idle_spin.hpp"
 #include "runtime/metrics_cell.hpp"
 #include "runtime/mpsc_queue.hpp"
 #include "runtime/ready_queue.hpp"
@@ -279,6 +281,9 @@ class Core {
     io_seen_ = io_seen_ || delivered;
     return delivered;
   }
+  // poll_for_work polls the mailbox and the backend from `now` until `until`: true when work
+  // came.
+  bool poll_for_work(TimePoint now, TimePoint until) noexcept;
   void start_remote_task(TaskState* task) noexcept;
   void on_stop() noexcept;
   bool can_exit() const noexcept;
@@ -304,6 +309,7 @@ class Core {
   std::uint64_t next_sequence_ = 1;
   bool stop_seen_ = false;
   bool io_seen_ = false;  // completions delivered since the core last went idle (coalescing)
+  IdleSpin spin_;
   MpscQueue mailbox_;
   alignas(64) std::atomic<bool> sleeping_{false};
   std::atomic<bool> nudged_{false};  // nudge() since the loop's last turn

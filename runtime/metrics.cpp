@@ -72,6 +72,7 @@ CoreMetrics MetricsCell::read(unsigned core) const noexcept {
   m.priority_boosts = counters_[kPriorityBoosts].load(std::memory_order_relaxed);
   m.loop_turns = counters_[kLoopTurns].load(std::memory_order_relaxed);
   m.idle_ns = counters_[kIdleNs].load(std::memory_order_relaxed);
+  m.spin_ns = counters_[kSpinNs].load(std::memory_order_relaxed);
   for (unsigned i = 0; i < kPublished; ++i) m.*kPublishedFields[i] = published_[i].load(std::memory_order_relaxed);
   return m;
 }

@@ -34,6 +34,10 @@ class MetricsCell {
   void add_idle(Duration slept) noexcept {
     if (slept.count() > 0) add(counters_[kIdleNs], static_cast<std::uint64_t>(slept.count()));
   }
+  // add_spin adds time the core polled for work before it slept (or found some).
+  void add_spin(Duration polled) noexcept {
+    if (polled.count() > 0) add(counters_[kSpinNs], static_cast<std::uint64_t>(polled.count()));
+  }
 
   // ---- publishing (owner) and reading (any thread).
 
@@ -55,7 +59,7 @@ class MetricsCell {
   CoreMetrics read(unsigned core) const noexcept;
 
  private:
-  enum Counter : unsigned { kPriorityBoosts, kLoopTurns, kIdleNs, kCounters };
+  enum Counter : unsigned { kPriorityBoosts, kLoopTurns, kIdleNs, kSpinNs, kCounters };
   enum PerLevel : unsigned { kActivations, kDeliveries, kLost, kPending, kPerLevel };
   static constexpr unsigned kPublished = 14;  // the fields of metrics.cpp's kPublishedFields
 

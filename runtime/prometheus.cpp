@@ -33,6 +33,8 @@ constexpr Family kFamilies[] = {
     {"aem_loop_turns_total", "counter", "Turns of the core's loop.", &CoreMetrics::loop_turns, nullptr, false},
     {"aem_idle_seconds_total", "counter", "Time the core slept in the kernel waiting for work.",
      &CoreMetrics::idle_ns, nullptr, true},
+    {"aem_spin_seconds_total", "counter", "Time the core polled for work before it slept (or found some).",
+     &CoreMetrics::spin_ns, nullptr, true},
     {"aem_cq_overflows_total", "counter", "Times completions waited in the kernel for room in the completion queue.",
      &CoreMetrics::cq_overflows, nullptr, false},
     {"aem_cq_dropped_total", "counter", "Completions the kernel dropped for want of room.", &CoreMetrics::cq_dropped,

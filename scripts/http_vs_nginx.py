@@ -316,6 +316,14 @@ def print_report(results, failures, args):
                       else ("{:>12.2f}" if key == "requests_per_s" else "{:>9.2f}").format(
                           medians["aem"][key] / medians["nginx"][key])) for key, _, _ in keys)
     print(f"{'aem/ngx':<8}{ratios}")
+    # The machine's speed drifts between runs; each repetition runs the two back to back, so the
+    # ratio within a repetition is the steadier figure.
+    nginx_rate = {r["repetition"]: r["requests_per_s"] for r in results["nginx"] if r["requests_per_s"] > 0}
+    pairs = sorted(r["requests_per_s"] / nginx_rate[r["repetition"]] for r in results["aem"]
+                   if r["repetition"] in nginx_rate)
+    if pairs:
+        print(f"req/s aem/nginx within each repetition: median {statistics.median(pairs):.2f}, "
+              f"range {pairs[0]:.2f}-{pairs[-1]:.2f}, {len(pairs)} pairs: " + " ".join(f"{p:.2f}" for p in pairs))
     for name, repetition, reason in failures:
         print(f"{name:<8} repetition {repetition}: FAILED: {reason}")
     print("ratios: above 1 in req/s and below 1 in latency or us/req favour aem. srv cpu: the server's CPU time\n"
@@ -414,6 +422,7 @@ def compare(args, wrk, nginx, aem_extra, limit):
                     continue
                 if name == "aem" and answered_type:
                     content_type = answered_type
+                result["repetition"] = repetition
                 results[name].append(result)
                 print(f"      {result['requests_per_s']:,.0f} req/s, server CPU {result['server_cpu']:.0%}",
                       file=sys.stderr, flush=True)

@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   aem::Config config;
   config.cores = options.cores;
   config.coalesce_window = std::chrono::microseconds(options.coalesce_us);
+  config.idle_spin = std::chrono::microseconds(options.idle_spin_us);
   aem::Runtime rt(config);
   std::printf("listening on %s\n", listener->local_address()->to_string().c_str());
   std::fflush(stdout);

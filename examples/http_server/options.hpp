@@ -16,6 +16,7 @@ struct Options {
   std::uint16_t port = 8080;
   unsigned cores = 0;  // 0: one per CPU
   unsigned coalesce_us = 0;  // aem::Config::coalesce_window; 0: off
+  unsigned idle_spin_us = 20;  // aem::Config::idle_spin
   std::string_view root;  // "": no static route
   std::string_view style = "capsule";
   aem::Duration shutdown_timeout = std::chrono::seconds(30);

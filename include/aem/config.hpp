@@ -54,9 +54,12 @@ struct Config {
   // starvation_budget: after this many consecutive picks that passed over a non-empty lower
   // priority level, one pick is given to a lower level (0 disables: strict priority).
   unsigned starvation_budget = 32;
-  // idle_spin is how long an idle core polls its mailbox (and, on io_uring, its rings) before
-  // it sleeps in the kernel (cross-core messages and completions then arrive without a sleep
-  // and a wake-up); 0 sleeps at once.
+  // idle_spin is the longest an idle core polls its mailbox (and, on io_uring, its rings)
+  // before it sleeps in the kernel: cross-core messages and completions that come within it
+  // arrive without a sleep and a wake-up. The poll adapts, as KVM's halt polling does: idle
+  // stretches longer than idle_spin halve it, down to none (a poll that could not have caught
+  // them only burns CPU, or a CPU quota); shorter ones double it back up to idle_spin.
+  // CoreMetrics::spin_ns counts the time spent polling. 0 sleeps at once.
   std::chrono::nanoseconds idle_spin = std::chrono::microseconds(20);
   // coalesce_window lets I/O completions accumulate while a busy core sleeps, the way a
   // network card moderates its interrupts. A core that handled completions since it last went

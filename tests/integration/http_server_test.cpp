@@ -278,9 +278,17 @@ std::vector<std::string> args(const std::string& style, std::vector<std::string>
 }  // namespace
 
 TEST_CASE("http_server: GET /hello answers exactly Hello, World! on a kept-alive connection") {
+  // The loop's tuning (coalescing, no idle poll) changes when completions are taken, not what
+  // is answered.
+  std::vector<std::pair<std::string, std::vector<std::string>>> runs;
   for (const std::string& style : kStyles) {
+    runs.push_back({style, {}});
+    runs.push_back({style, {"--coalesce-us", "50", "--idle-spin-us", "0"}});
+  }
+  for (const auto& [style, tuning] : runs) {
     CAPTURE(style);
-    ServerProcess server(args(style));
+    CAPTURE(tuning.size());  // 0: the defaults
+    ServerProcess server(args(style, tuning));
     Client client(server.port());
     REQUIRE(client.connected());
     for (int i = 0; i < 20; ++i) {
@@ -638,6 +646,9 @@ TEST_CASE("http_server: bad flags print the usage and exit 2, --help exits 0") {
                                                                {"--style", "threads"},
                                                                {"--header-timeout", "10"},
                                                                {"--max-headers", "1000"},
+                                                               {"--coalesce-us", "2000000"},
+                                                               {"--idle-spin-us", "-1"},
+                                                               {"--idle-spin-us", "2000000"},
                                                                {"--root", "/nonexistent/directory"},
                                                                {"--unknown"},
                                                                {"--port"}}) {

@@ -94,6 +94,11 @@ const std::vector<std::pair<std::string, Scalar>> kCounters = {
     {"aem_accept_backoffs_total", &aem::CoreMetrics::accept_backoffs},
     {"aem_receive_starvations_total", &aem::CoreMetrics::receive_starvations},
 };
+// Nanosecond counters, rendered in seconds.
+const std::vector<std::pair<std::string, Scalar>> kSeconds = {
+    {"aem_idle_seconds_total", &aem::CoreMetrics::idle_ns},
+    {"aem_spin_seconds_total", &aem::CoreMetrics::spin_ns},
+};
 const std::vector<std::pair<std::string, Scalar>> kGauges = {
     {"aem_capsules_live", &aem::CoreMetrics::capsules_live},
     {"aem_capsules_pooled", &aem::CoreMetrics::capsules_pooled},
@@ -133,12 +138,14 @@ void check_page(const std::string& text, const std::vector<aem::CoreMetrics>& co
         CHECK(page.samples.at(key(name, core.core, p)) == std::to_string((core.*field)[p]));
       }
     }
-    CHECK(page.types.at("aem_idle_seconds_total") == "counter");
-    const std::string idle = page.samples.at(key("aem_idle_seconds_total", core.core));
-    CHECK(idle == std::to_string(core.idle_ns / 1'000'000'000) + "." +
-                      std::string(9 - std::to_string(core.idle_ns % 1'000'000'000).size(), '0') +
-                      std::to_string(core.idle_ns % 1'000'000'000));
-    expected_samples += kCounters.size() + kGauges.size() + 1 + kPerPriority.size() * aem::kPriorityLevels;
+    for (const auto& [name, field] : kSeconds) {
+      const std::uint64_t ns = core.*field;
+      CHECK(page.types.at(name) == "counter");
+      CHECK(page.samples.at(key(name, core.core)) == std::to_string(ns / 1'000'000'000) + "." +
+                                                         std::string(9 - std::to_string(ns % 1'000'000'000).size(), '0') +
+                                                         std::to_string(ns % 1'000'000'000));
+    }
+    expected_samples += kCounters.size() + kGauges.size() + kSeconds.size() + kPerPriority.size() * aem::kPriorityLevels;
   }
   CHECK(page.samples.size() == expected_samples);  // nothing unaccounted for
 }
@@ -326,6 +333,7 @@ TEST_CASE("metrics: the Prometheus text follows the exposition grammar and carri
         for (auto& value : m.*field) value = next++;
       }
       m.idle_ns = 1'234'567'890ull * (i + 1) + 7;  // seconds with a fraction that needs zero padding
+      m.spin_ns = 2'000'000'040ull * (i + 1);
     }
     check_page(aem::to_prometheus(cores), cores);
   }
