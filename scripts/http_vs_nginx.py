@@ -7,7 +7,8 @@ nginx-light) with one worker, the access log off, and a configuration generated 
 temporary prefix directory (no system configuration is read or touched). Each server is pinned
 to core 0 and wrk to core 1, 100 connections, a few repetitions alternating which server runs
 first; the script prints requests/s and latency for both, each the median of the repetitions,
-and aem / nginx ratios.
+and aem / nginx ratios; then the req/s ratio within each repetition (the two runs back to back),
+which a machine whose speed drifts from minute to minute disturbs least.
 
 On a 2-core machine wrk on its one core is the limit before either server is (neither reaches
 100 % CPU), so requests/s cannot tell the servers apart. --server-cpu F puts each server in a
