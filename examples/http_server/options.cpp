@@ -51,7 +51,7 @@ const Option kOptions[] = {
      [](std::string_view v, Options& o) { return parse_number(v, o.cores) && o.cores <= 1024; }},
     {"--coalesce-us", "N", "after a busy stretch, let completions gather N us (default 0: off)",
      [](std::string_view v, Options& o) { return parse_number(v, o.coalesce_us) && o.coalesce_us <= 1'000'000; }},
-    {"--idle-spin-us", "N", "an idle core polls N us before it sleeps (default 20; 0: sleeps at once)",
+    {"--idle-spin-us", "N", "an idle core polls at most N us before it sleeps (default 20; 0: at once)",
      [](std::string_view v, Options& o) { return parse_number(v, o.idle_spin_us) && o.idle_spin_us <= 1'000'000; }},
     {"--root", "DIR", "serve the files under DIR (GET, HEAD); without it only /hello and /echo",
      [](std::string_view v, Options& o) {

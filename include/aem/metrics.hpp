@@ -30,7 +30,7 @@ struct CoreMetrics {
   std::uint64_t priority_boosts = 0;       // capsules raised above their priority (inheritance, boosts)
   std::uint64_t loop_turns = 0;            // turns of the core's loop
   std::uint64_t idle_ns = 0;               // nanoseconds the core slept in the kernel, waiting for work
-  std::uint64_t spin_ns = 0;               // nanoseconds the core polled for work before sleeping (Config::idle_spin)
+  std::uint64_t spin_ns = 0;               // nanoseconds the idle core polled for work (Config::idle_spin)
   std::uint64_t cq_overflows = 0;          // times completions had to wait in the kernel for CQ room
   std::uint64_t cq_dropped = 0;            // completions the kernel dropped (0 with IORING_FEAT_NODROP)
   std::uint64_t arena_fallbacks = 0;       // event-data allocations served by the general heap
