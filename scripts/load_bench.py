@@ -427,8 +427,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_sweep_arguments(parser, Sweep(DEFAULT_CONNECTIONS, DEFAULT_DURATION_S, DEFAULT_WARMUP_S))
     parser.add_argument("--aem-server", help="aem echo server binary (default BUILD/examples/aem_echo_server)")
-    parser.add_argument("--servers", default="epoll,thread,aem-capsule,aem-registration,aem-capsule-coalesce,"
-                        "aem-registration-coalesce",
+    parser.add_argument("--servers", default=",".join(server_table("", "")),
                         help=f"comma-separated, from: {', '.join(server_table('', ''))} (default: all); the "
                         f"-coalesce ones run with --coalesce-us {COALESCE_US}")
     parser.add_argument("--idle-connections", type=int, help=f"default {DEFAULT_IDLE_CONNECTIONS}")
