@@ -93,7 +93,8 @@ fiber-vs-thread-smoke:
 
 # aem's HTTP server against nginx under wrk (scripts/http_vs_nginx.py; needs wrk and
 # nginx-light). HTTP_VS_NGINX_FLAGS passes options, e.g. HTTP_VS_NGINX_FLAGS=--quick, or
-# HTTP_VS_NGINX_FLAGS="--server-cpu 0.5" to hold each server to half its core (root: a cgroup).
+# HTTP_VS_NGINX_FLAGS="--server-cpu 0.4" to hold each server to 40 % of its core, so that the
+# server and not wrk is the limit (root: a cgroup; see the README's table).
 HTTP_VS_NGINX_FLAGS ?=
 .PHONY: http-vs-nginx
 http-vs-nginx: build/release/build.ninja

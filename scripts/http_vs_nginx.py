@@ -12,13 +12,16 @@ which a machine whose speed drifts from minute to minute disturbs least.
 
 On a 2-core machine wrk on its one core is the limit before either server is (neither reaches
 100 % CPU), so requests/s cannot tell the servers apart. --server-cpu F puts each server in a
-cgroup that holds it to F of its core (a CFS quota of F x 10 ms per 10 ms; root and a cgroup
-cpu controller, v1 or v2, needed): then the server is the limit, and requests/s compares what
-each serves with the same CPU.
+cgroup that holds it to F of its core (root and a cgroup cpu controller, v1 or v2, needed): then
+the server is the limit, and requests/s compares what each serves with the same CPU. The quota
+is the kernel's smallest, 1 ms, per 1/F ms (2 ms at F = 0.5; --quota-period-us sets a longer
+period): the server then stands for a core that is F times as fast. Over a long period it would
+instead run at full speed for F of the period, outpace wrk (the limit again) while it does, and
+stop for the rest.
 
 usage: scripts/http_vs_nginx.py [--aem-server PATH] [--nginx PATH] [--wrk PATH] [--connections N]
                                 [--duration S] [--repeat N] [--aem-cores N] [--aem-style S]
-                                [--aem-coalesce-us N] [--server-cpu F] [--quick]
+                                [--aem-coalesce-us N] [--server-cpu F] [--quota-period-us P] [--quick]
 Exit status: 0 when every run succeeded, 1 when one failed, 2 when a tool or binary is missing,
 77 when this machine has fewer than two usable cores.
 """
@@ -193,19 +196,26 @@ request = function() return pipelined end
 class CpuQuota:
     """A cgroup holding the processes started through wrap() to `fraction` of one CPU."""
 
-    PERIOD_US = 10_000
+    MIN_QUOTA_US = 1000  # the kernel refuses a smaller quota
+    MAX_PERIOD_US = 1_000_000  # and a longer period
     V1 = "/sys/fs/cgroup/cpu"
     V2 = "/sys/fs/cgroup"
 
-    def __init__(self, fraction):
+    @classmethod
+    def shortest_period_us(cls, fraction):
+        return round(cls.MIN_QUOTA_US / fraction)
+
+    def __init__(self, fraction, period_us=None):
         name = f"aem_http_vs_nginx_{os.getpid()}"
-        quota_us = max(1000, int(fraction * self.PERIOD_US))  # the kernel's minimum quota is 1 ms
+        period_us = period_us or self.shortest_period_us(fraction)
+        quota_us = round(fraction * period_us)
+        self.describe = f"a quota of {quota_us / 1000:g} ms per {period_us / 1000:g} ms"
         if os.path.exists(os.path.join(self.V1, "cpu.cfs_quota_us")):
             self.path = os.path.join(self.V1, name)
-            settings = {"cpu.cfs_period_us": str(self.PERIOD_US), "cpu.cfs_quota_us": str(quota_us)}
+            settings = {"cpu.cfs_period_us": str(period_us), "cpu.cfs_quota_us": str(quota_us)}
         elif "cpu" in self._read(os.path.join(self.V2, "cgroup.subtree_control")).split():
             self.path = os.path.join(self.V2, name)
-            settings = {"cpu.max": f"{quota_us} {self.PERIOD_US}"}
+            settings = {"cpu.max": f"{quota_us} {period_us}"}
         else:
             raise OSError("no cgroup cpu controller (v1 at /sys/fs/cgroup/cpu, or v2 with cpu enabled)")
         os.mkdir(self.path)
@@ -300,7 +310,7 @@ def print_report(results, failures, args):
             ("server_cpu", "srv cpu", "{:>9.0%}"), ("cpu_us_per_req", "us/req", "{:>9.2f}"),
             ("wrk_cpu", "wrk cpu", "{:>9.0%}")]
     pipelining = f", {args.pipeline} requests pipelined" if args.pipeline > 1 else ""
-    quota = f" held to {args.server_cpu:.0%} of it" if args.server_cpu else ""
+    quota = f" held to {args.server_cpu:.0%} of it ({args.quota_text})" if args.server_cpu else ""
     print(f"\nGET {PATH}, {args.connections} keep-alive connections{pipelining}, wrk -t1 on core {CLIENT_CORE}, "
           f"server on core {SERVER_CORE}{quota}, {args.duration} s x {args.repeat} (medians)")
     print(f"{'server':<8}" + "".join(f"{label:>12}" if key == "requests_per_s" else f"{label:>9}"
@@ -354,12 +364,22 @@ def parse_args():
     parser.add_argument("--server-cpu", type=float,
                         help="hold each server to this fraction of its core (0.1 to 1) with a cgroup CPU quota, "
                         "so that the server and not wrk is the limit (default: no quota)")
+    parser.add_argument("--quota-period-us", type=int,
+                        help="with --server-cpu: the quota's period in microseconds (default: the shortest the kernel "
+                        "allows, a 1 ms quota per 1/F ms; at most 1 s)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S} s, one repetition: a smoke run")
     args = parser.parse_args()
     args.duration = args.duration or (QUICK_DURATION_S if args.quick else DEFAULT_DURATION_S)
     args.repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     if args.server_cpu is not None and not 0.1 <= args.server_cpu <= 1:
         parser.error("--server-cpu must be between 0.1 and 1")
+    if args.quota_period_us is not None:
+        if args.server_cpu is None:
+            parser.error("--quota-period-us needs --server-cpu")
+        shortest = CpuQuota.shortest_period_us(args.server_cpu)
+        if not shortest <= args.quota_period_us <= CpuQuota.MAX_PERIOD_US:
+            parser.error(f"--quota-period-us must be between {shortest} (a 1 ms quota at --server-cpu "
+                         f"{args.server_cpu:g}) and {CpuQuota.MAX_PERIOD_US}")
     if args.aem_coalesce_us < 0:
         parser.error("--aem-coalesce-us must not be negative")
     if args.connections < 1 or args.duration < 1 or args.repeat < 1 or args.aem_cores < 1:
@@ -385,7 +405,8 @@ def main():
     quota = None
     if args.server_cpu:
         try:
-            quota = CpuQuota(args.server_cpu)
+            quota = CpuQuota(args.server_cpu, args.quota_period_us)
+            args.quota_text = quota.describe
         except OSError as error:
             fail_setup(f"--server-cpu needs a cgroup it can make (root): {error}")
     limit = quota.wrap if quota else (lambda argv: argv)
