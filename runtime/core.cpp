@@ -330,9 +330,11 @@ void Core::idle() noexcept {
   // The poll adapts (IdleSpin) to the idle stretches it sees; coalescing sleeps do not poll.
   const bool polls = !coalesce && config_.idle_spin > Duration::zero();
   const TimePoint idle_start = polls ? Clock::now() : TimePoint{};
+  TimePoint polled_until = idle_start;
   if (polls && spin_.window() > Duration::zero()) {
     const bool found = poll_for_work(idle_start, std::min(deadline, idle_start + spin_.window()));
-    metrics_.add_spin(Clock::now() - idle_start);
+    polled_until = Clock::now();
+    metrics_.add_spin(polled_until - idle_start);
     if (found) return;
   }
   sleeping_.store(true, std::memory_order_relaxed);
@@ -342,7 +344,8 @@ void Core::idle() noexcept {
     sleeping_.store(false, std::memory_order_relaxed);
     return;
   }
-  const TimePoint slept = Clock::now();
+  // After a poll the clock was just read: the checks since then take nanoseconds.
+  const TimePoint slept = polls ? polled_until : Clock::now();
   unsigned min_completions = 1;
   if (coalesce) {
     deadline = std::min(deadline, slept + std::chrono::duration_cast<Duration>(config_.coalesce_window));

@@ -31,13 +31,9 @@ class MetricsCell {
   // count_loop_turn counts one turn of the core's loop.
   void count_loop_turn() noexcept { add(counters_[kLoopTurns], 1); }
   // add_idle adds time the core slept in the kernel.
-  void add_idle(Duration slept) noexcept {
-    if (slept.count() > 0) add(counters_[kIdleNs], static_cast<std::uint64_t>(slept.count()));
-  }
+  void add_idle(Duration slept) noexcept { add_time(kIdleNs, slept); }
   // add_spin adds time the core polled for work before it slept (or found some).
-  void add_spin(Duration polled) noexcept {
-    if (polled.count() > 0) add(counters_[kSpinNs], static_cast<std::uint64_t>(polled.count()));
-  }
+  void add_spin(Duration polled) noexcept { add_time(kSpinNs, polled); }
 
   // ---- publishing (owner) and reading (any thread).
 
@@ -66,6 +62,10 @@ class MetricsCell {
   static unsigned level(Priority p) noexcept { return static_cast<unsigned>(p) & (kPriorityLevels - 1); }
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  // add_time adds a positive duration, in nanoseconds, to `counter`.
+  void add_time(Counter counter, Duration d) noexcept {
+    if (d.count() > 0) add(counters_[counter], static_cast<std::uint64_t>(d.count()));
   }
 
   alignas(64) std::atomic<std::uint64_t> counters_[kCounters] = {};
