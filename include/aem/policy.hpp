@@ -33,7 +33,8 @@ inline constexpr std::uint32_t kAll = ~std::uint32_t{0};
 // touched):
 //   - a registration (after, every, on_event, on_accept, on_data, ...) beyond max_registrations
 //     live registrations (made and not yet retired: cancelled, or over with every activation
-//     delivered), or of a source type outside allowed_sources, or with an executor outside
+//     delivered; a cancelled one whose handler had already started retires when it returns),
+//     or of a source type outside allowed_sources, or with an executor outside
 //     allowed_executors;
 //   - a spawn or post beyond max_capsules capsules started by spawn/post and not finished.
 //     Activation capsules (handlers) are governed by max_active instead, and the capsule of an
