@@ -4,7 +4,6 @@
 #include <aem/arena.hpp>
 
 #include "alloc/arena_detail.hpp"
-#include "alloc/asan_poison.hpp"
 #include "alloc/buddy_tags.hpp"
 #include "alloc/fallback_heap.hpp"
 
@@ -48,8 +47,8 @@ inline void BuddyArena::reclaim(std::size_t index, unsigned order) noexcept {
 
 inline void BuddyArena::push_cached(FreeNode* node, std::size_t index, unsigned order) noexcept {
   FreeNode* head = hot_head_[order];
-  detail::asan_poison(node, min_block_ << order);
-  detail::asan_unpoison(node, sizeof(FreeNode));
+  detail::arena_poison(node, min_block_ << order);
+  detail::arena_unpoison(node, sizeof(FreeNode));
   node->next = head;
   node->depth = head->depth + 1;
   hot_head_[order] = node;

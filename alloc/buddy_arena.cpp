@@ -22,7 +22,6 @@
 #include <aem/arena.hpp>
 
 #include "alloc/arena_detail.hpp"
-#include "alloc/asan_poison.hpp"
 #include "alloc/buddy_tags.hpp"
 #include "alloc/fallback_heap.hpp"
 #include "alloc/region.hpp"
@@ -150,7 +149,7 @@ BuddyArena::BuddyArena(ArenaConfig config) : config_(std::move(config)) {
   bsr_bias_ = min_shift_ - 1;
   hot_head_.fill(&detail::g_hot_end);
   owner_.store(current_thread_id(), std::memory_order_relaxed);
-  detail::asan_poison(base_, capacity_);
+  detail::arena_poison(base_, capacity_);
   push_free(0, top_order_);
 }
 
@@ -170,7 +169,7 @@ BuddyArena::~BuddyArena() {
                    static_cast<void*>(this), blocks, bytes_in_use(), fallback_blocks);
     }
   }
-  detail::asan_unpoison(base_, capacity_);
+  detail::arena_unpoison(base_, capacity_);
   detail::unmap_region({tags_ - kTagSkew, tags_mapping_size_, nullptr});
   detail::unmap_region({region_mapping_, region_mapping_size_, nullptr});
 }
@@ -183,7 +182,7 @@ BuddyArena::~BuddyArena() {
 // allocation that takes a block from the lists.
 void BuddyArena::push_free(std::size_t index, unsigned order) noexcept {
   FreeNode* node = node_at(index);
-  detail::asan_unpoison(node, sizeof(FreeNode));
+  detail::arena_unpoison(node, sizeof(FreeNode));
   FreeNode* head = free_head_[order];
   node->next = head;
   if (head != nullptr) head->prev = node;
@@ -234,7 +233,7 @@ inline void* BuddyArena::take_block(unsigned order) noexcept {
     }
   }
   store_tag(tags_, index, make_tag(BlockState::allocated, order));
-  detail::asan_unpoison(node, min_block_ << order);
+  detail::arena_unpoison(node, min_block_ << order);
   return node;
 }
 
@@ -248,14 +247,14 @@ void* BuddyArena::take_from_larger_cache(unsigned order) noexcept {
     --held_count_[k];
     held_bytes_ -= (min_block_ << k) - (min_block_ << order);
     const std::size_t index = index_of(node);
-    detail::asan_unpoison(node, sizeof(FreeNode));
+    detail::arena_unpoison(node, sizeof(FreeNode));
     while (k > order) {
       --k;
       push_free(index + (std::size_t{1} << k), k);
     }
     ++held_count_[order];
     store_tag(tags_, index, make_tag(BlockState::allocated, order));
-    detail::asan_unpoison(node, min_block_ << order);
+    detail::arena_unpoison(node, min_block_ << order);
     return node;
   }
   return nullptr;
@@ -278,14 +277,14 @@ void BuddyArena::release_to_lists(std::size_t index, unsigned order) noexcept {
   // The buddy's header is the likely next cache miss: start fetching it before the tag check.
   if (order < top_order_) __builtin_prefetch(node_at(index ^ (std::size_t{1} << order)));
   --held_count_[order];
-  detail::asan_poison(node_at(index), min_block_ << order);
+  detail::arena_poison(node_at(index), min_block_ << order);
   while (order < top_order_) {
     const std::size_t buddy = index ^ (std::size_t{1} << order);
     if (load_tag(tags_, buddy) != make_tag(BlockState::free, order)) break;
     remove_free(node_at(buddy), order);
     const std::size_t absorbed = std::max(index, buddy);
     store_tag(tags_, absorbed, 0);  // the absorbed half is now interior
-    detail::asan_poison(node_at(absorbed), sizeof(FreeNode));
+    detail::arena_poison(node_at(absorbed), sizeof(FreeNode));
     index = std::min(index, buddy);
     ++order;
   }

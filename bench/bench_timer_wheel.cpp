@@ -1,6 +1,6 @@
 // Benchmarks of the per-core timing wheel's hot paths, on synthetic time (the clock is never
 // read inside the timed loops).
-#include "io/timer_wheel.hpp"
+#include "runtime/sched/timer_wheel.hpp"
 
 #include <benchmark/benchmark.h>
 

@@ -1,7 +1,7 @@
 #include "io/backend_factory.hpp"
 
-#include "io/epoll_backend.hpp"
-#include "io/uring_backend.hpp"
+#include "io/epoll/epoll_backend.hpp"
+#include "io/uring/uring_backend.hpp"
 
 #include <bit>
 #include <cerrno>

@@ -1,9 +1,12 @@
 #include "io/buffer_ring.hpp"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <sys/mman.h>
+
+static_assert(offsetof(io_uring_buf_ring, tail) == 14, "the tail shares the first entry's last 16 bits");
 
 namespace aem::detail {
 
@@ -23,8 +26,7 @@ Result<std::unique_ptr<BufferRing>> BufferRing::create(std::uint16_t group, unsi
   ring->ring_bytes_ = entries * sizeof(io_uring_buf);
   void* memory = ::mmap(nullptr, ring->ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) return errno_code(errno);
-  ring->ring_ = static_cast<io_uring_buf_ring*>(memory);
-  io_uring_buf_ring_init(ring->ring_);
+  ring->ring_ = static_cast<io_uring_buf_ring*>(memory);  // zeroed: the kernel's tail starts at 0
   try {
     ring->buffers_.assign(entries, nullptr);
     ring->empty_slots_.reserve(entries);
@@ -48,10 +50,12 @@ BufferRing::~BufferRing() {
 }
 
 void BufferRing::publish(std::uint16_t id) noexcept {
-  io_uring_buf_ring_add(ring_, buffers_[id], static_cast<unsigned>(buffer_size_), id,
-                        io_uring_buf_ring_mask(entries_), 0);
-  io_uring_buf_ring_advance(ring_, 1);  // a release store of the tail the kernel reads
+  io_uring_buf& entry = slot(tail_);
+  entry.addr = reinterpret_cast<std::uint64_t>(buffers_[id]);
+  entry.len = static_cast<std::uint32_t>(buffer_size_);
+  entry.bid = id;
   ++tail_;
+  __atomic_store_n(&ring_->tail, tail_, __ATOMIC_RELEASE);  // the kernel reads the tail
 }
 
 void BufferRing::recycle(std::uint16_t id) noexcept { publish(id); }
@@ -92,7 +96,7 @@ bool BufferRing::refill() noexcept {
 
 bool BufferRing::peek(std::uint16_t& id) const noexcept {
   if (head_ == tail_) return false;
-  id = ring_->bufs[head_ & (entries_ - 1)].bid;
+  id = slot(head_).bid;
   return true;
 }
 

@@ -13,7 +13,7 @@
 #include <aem/arena.hpp>
 #include <aem/result.hpp>
 
-#include <liburing.h>
+#include <linux/io_uring.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -68,6 +68,13 @@ class BufferRing {
  private:
   BufferRing() = default;
   void publish(std::uint16_t id) noexcept;
+  // slot is the ring entry at `position`. The ring has the kernel's layout (linux/io_uring.h):
+  // an array of io_uring_buf whose first entry's last 16 bits hold the tail. Not through the
+  // header's `bufs` member: its flexible-array wrapper is an empty struct, which in C++ takes a
+  // byte and moves the array.
+  io_uring_buf& slot(std::uint16_t position) const noexcept {
+    return reinterpret_cast<io_uring_buf*>(ring_)[position & (entries_ - 1)];
+  }
 
   std::uint16_t group_ = 0;
   unsigned entries_ = 0;

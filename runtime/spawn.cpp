@@ -1,8 +1,9 @@
 // spawn.cpp — the non-template half of spawn, join, post/submit and this_capsule/this_core.
-#include "runtime/core.hpp"
-#include "runtime/group_state.hpp"
-#include "runtime/runtime_impl.hpp"
-#include "runtime/task_memory.hpp"
+#include "runtime/events/runtime_events.hpp"
+#include "runtime/sched/core.hpp"
+#include "runtime/events/group_state.hpp"
+#include "runtime/sched/runtime_impl.hpp"
+#include "alloc/task_memory.hpp"
 
 #include <aem/capsule.hpp>
 #include <aem/cross_core.hpp>
@@ -111,18 +112,16 @@ namespace {
 
 Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std::size_t align, TaskBuilder build,
                               void* fn) {
-  Core* core = Core::current_core();
   // An inline handler (on the dispatcher, no capsule) may start capsules too.
-  if (core == nullptr || (core->current() == nullptr && !core->events()->in_inline_handler())) {
-    return make_error_code(errc::not_in_capsule);
-  }
+  Core* core = Core::api_caller();
+  if (core == nullptr) return make_error_code(errc::not_in_capsule);
   if (!is_valid(options.priority)) return make_error_code(errc::invalid_argument);
   const bool local = options.core == kThisCore || options.core == core->index();
   const bool in_frame = size <= kFrameBytes && align <= alignof(std::max_align_t);
   // A capsule of an event group, a spawn into another group, or a runtime limit on capsules
   // takes the general path.
   const bool policed = options.group.mode() != SpawnGroup::Mode::inherit || current_group(core) != nullptr ||
-                       core->runtime().limits().policy.max_capsules != 0;
+                       runtime_limits(core->runtime()).policy.max_capsules != 0;
   if (!local || !in_frame || !core->has_pooled_capsule() || core->runtime().stopping() || policed) {
     return spawn_elsewhere(core, options, local, size, align, build, fn, policed);
   }

@@ -3,6 +3,10 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) on Debian 12.
 #   scripts/setup.sh              what build, tests, benchmarks and plots need
 #   scripts/setup.sh --http-bench also wrk and nginx, for make http-vs-nginx
+#   scripts/setup.sh --cross-aarch64
+#                                 also the aarch64 cross compiler, the arm64 (multiarch) builds
+#                                 of Boost.Context, liburing and mimalloc, and qemu-user, for
+#                                 make test-aarch64 (adds the dpkg architecture arm64 if missing)
 set -euo pipefail
 
 packages=(
@@ -11,9 +15,15 @@ packages=(
   clang libclang-rt-14-dev
   gnuplot-nox util-linux python3
 )
-if [ "${1:-}" = "--http-bench" ]; then
-  packages+=(wrk nginx-light)
-fi
+cross_arch=""
+case "${1:-}" in
+  --http-bench) packages+=(wrk nginx-light) ;;
+  --cross-aarch64)
+    cross_arch=arm64
+    packages+=(g++-aarch64-linux-gnu
+      libboost-context-dev:arm64 liburing-dev:arm64 libmimalloc-dev:arm64
+      qemu-user) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,6 +37,12 @@ fi
 
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+# The arm64 packages come from the same Debian mirrors once dpkg knows the architecture
+# (before apt-get update, so that it fetches the arm64 package lists too).
+if [ -n "$cross_arch" ] && ! dpkg --print-foreign-architectures | grep -qx "$cross_arch"; then
+  echo "setup: adding the dpkg architecture $cross_arch"
+  "${sudo_cmd[@]}" dpkg --add-architecture "$cross_arch"
+fi
 echo "setup: installing ${missing[*]}"
 "${sudo_cmd[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

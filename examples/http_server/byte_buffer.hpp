@@ -41,6 +41,9 @@ class ByteBuffer {
   void commit(std::size_t n) noexcept { length_ += n; }
   // append copies `text` after the content. Precondition: text.size() <= space().size().
   void append(std::string_view text) noexcept {
+    // An empty text may come from a buffer with no block (an empty body): memcpy from or to
+    // a null pointer is undefined even for 0 bytes.
+    if (text.empty()) return;
     std::memcpy(data() + length_, text.data(), text.size());
     length_ += text.size();
   }

@@ -30,7 +30,7 @@ void Session::begin_exchange(const RequestHead& head) {
   exchange_.http10 = head.version_minor == 0;
   const bool get = head.method == "GET";
   exchange_.head_only = head.method == "HEAD";
-  const std::string_view path = head.target.substr(0, head.target.find('?'));
+  const std::string_view path = head.path;
   if (path == "/hello") {
     if (get || exchange_.head_only) {
       exchange_.route = Route::hello;
@@ -53,7 +53,7 @@ void Session::begin_exchange(const RequestHead& head) {
     }
   } else if (server_.config.root_fd >= 0) {
     if (get || exchange_.head_only) {
-      exchange_.file = open_static_file(server_.config.root_fd, head.target);
+      exchange_.file = open_static_file(server_.config.root_fd, head.path);
       if (exchange_.file.status == 0) exchange_.route = Route::file;
       else exchange_.status = exchange_.file.status;
     } else {

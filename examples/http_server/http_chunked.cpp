@@ -39,13 +39,23 @@ ParseStep RequestParser::chunked_body(std::string_view window) noexcept {
           return fail(kBadRequest);
         } else if (c == '\r') {
           chunk_ = Chunk::size_lf;
-        } else if (c == ';' || c == ' ' || c == '\t') {
+        } else if (c == ';') {
           chunk_ = Chunk::extension;
+        } else if (c == ' ' || c == '\t') {
+          chunk_ = Chunk::size_space;
         } else {
           return fail(kBadRequest);
         }
         break;
       }
+      case Chunk::size_space:
+        // chunk-ext = *( BWS ";" ... ): whitespace after the size may only lead to an
+        // extension. Taking "5 6" as 5 would let a parser that reads it differently (or
+        // refuses it) see another body in the same bytes.
+        if (++line_bytes_ > kMaxChunkLineBytes) return fail(kBadRequest);
+        if (c == ';') chunk_ = Chunk::extension;
+        else if (c != ' ' && c != '\t') return fail(kBadRequest);
+        break;
       case Chunk::extension:
         if (++line_bytes_ > kMaxChunkLineBytes) return fail(kBadRequest);
         if (c == '\r') chunk_ = Chunk::size_lf;

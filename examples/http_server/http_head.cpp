@@ -1,10 +1,12 @@
-// http_head.cpp — parse_head: the syntax of a request head (RFC 9112 §3, §5) and what its
-// framing fields mean (§6): Host, Content-Length, Transfer-Encoding, Connection, Expect.
+// http_head.cpp — parse_head: the syntax of a request head (RFC 9112 §3, §5), the forms of its
+// target (§3.2: origin-form, absolute-form), and what its framing fields mean (§6): Host,
+// Content-Length, Transfer-Encoding, Connection, Expect.
 // Whatever could let two parsers disagree on where a request ends is refused with 400:
 // whitespace before a colon, folded lines, Content-Length together with Transfer-Encoding,
 // differing Content-Lengths, chunked applied twice or not last.
 #include "http_parser.hpp"
 
+#include <algorithm>
 #include <limits>
 
 namespace http {
@@ -59,6 +61,89 @@ void for_each_element(std::string_view list, F&& f) {
   }
 }
 
+// is_scheme reads RFC 3986's scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+bool is_scheme(std::string_view text) noexcept {
+  if (text.empty()) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = lower(text[i]);
+    const bool letter = c >= 'a' && c <= 'z';
+    if (!letter && (i == 0 || !((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))) return false;
+  }
+  return true;
+}
+
+// is_host_byte: the bytes of a reg-name or an IPv4 address (unreserved, sub-delims and the
+// '%' of pct-encoded, RFC 3986 §3.2.2).
+bool is_host_byte(char c) noexcept {
+  if ((c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'z')) return true;
+  switch (c) {
+    case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&': case '\'':
+    case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// is_authority checks an http(s) URI's authority = host [ ":" port ]. A userinfo ("user@")
+// is refused, as RFC 9110 §4.2.4 advises (it only serves to mislead about the host), and so is
+// an empty host, which an http URI may not have (§4.2.1).
+bool is_authority(std::string_view authority) noexcept {
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {  // an IP literal
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (const char c : authority.substr(1, close - 1)) {
+      const char l = lower(c);
+      if (!((c >= '0' && c <= '9') || (l >= 'a' && l <= 'f') || c == ':' || c == '.')) return false;
+    }
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    port = rest.substr(rest.empty() ? 0 : 1);
+  } else {
+    const std::size_t colon = authority.find(':');
+    const std::string_view host = authority.substr(0, colon);
+    if (host.empty()) return false;
+    for (const char c : host) {
+      if (!is_host_byte(c)) return false;
+    }
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  for (const char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// split_target finds the path, the query and, for an absolute-form target, the authority
+// (RFC 9112 §3.2). Only http and https name what an origin server serves: an absolute-form
+// with another scheme, without "//" or with a bad authority is refused.
+std::uint16_t split_target(RequestHead& head) noexcept {
+  std::string_view rest = head.target;
+  const std::size_t colon = rest.find(':');
+  // CONNECT's authority-form ("host:443") would read as a scheme and a colon too.
+  const bool absolute_form = rest.front() != '/' && colon != std::string_view::npos &&
+                             is_scheme(rest.substr(0, colon)) && head.method != "CONNECT";
+  if (absolute_form) {
+    const std::string_view scheme = rest.substr(0, colon);
+    if (!equals_ignore_case(scheme, "http") && !equals_ignore_case(scheme, "https")) return kBadRequest;
+    rest.remove_prefix(colon + 1);
+    if (!rest.starts_with("//")) return kBadRequest;
+    rest.remove_prefix(2);
+    const std::size_t authority_end = std::min(rest.find_first_of("/?"), rest.size());
+    head.authority = rest.substr(0, authority_end);
+    if (!is_authority(head.authority)) return kBadRequest;
+    rest.remove_prefix(authority_end);
+  }
+  const std::size_t question = rest.find('?');
+  head.path = rest.substr(0, question);
+  if (question != std::string_view::npos) head.query = rest.substr(question + 1);
+  // "http://host" and "http://host?q" name the root: an http URI's empty path is "/"
+  // (RFC 9110 §4.2.3), the path an origin-form must send for it (RFC 9112 §3.2.1).
+  if (absolute_form && head.path.empty()) head.path = "/";
+  return 0;
+}
+
 // parse_request_line reads "method SP request-target SP HTTP/d.d".
 std::uint16_t parse_request_line(std::string_view line, RequestHead& head) noexcept {
   const std::size_t method_end = line.find(' ');
@@ -80,12 +165,13 @@ std::uint16_t parse_request_line(std::string_view line, RequestHead& head) noexc
   }
   if (version[5] != '1') return kVersionNotSupported;
   head.version_minor = static_cast<unsigned>(version[7] - '0');
-  return 0;
+  return split_target(head);
 }
 
 // Framing collects the fields that decide where the body ends and what the client allows.
 struct Framing {
   unsigned hosts = 0;
+  std::string_view host;  // the Host field's value
   bool has_length = false;
   std::string_view content_length;  // the first Content-Length value
   bool length_conflict = false;
@@ -100,6 +186,7 @@ struct Framing {
 void note_field(const Header& field, Framing& framing, RequestHead& head) noexcept {
   if (equals_ignore_case(field.name, "host")) {
     ++framing.hosts;
+    framing.host = field.value;
   } else if (equals_ignore_case(field.name, "content-length")) {
     if (!framing.has_length) framing.content_length = field.value;
     else if (framing.content_length != field.value) framing.length_conflict = true;
@@ -139,7 +226,10 @@ bool parse_length(std::string_view text, std::uint64_t& out) noexcept {
 
 std::uint16_t apply_framing(const Framing& framing, const Limits& limits, RequestHead& head) noexcept {
   const bool http11 = head.version_minor >= 1;
+  // Host is required in HTTP/1.1 even beside an absolute-form target, whose authority then
+  // stands instead of it (RFC 9112 §3.2, §3.2.2).
   if (http11 ? framing.hosts != 1 : framing.hosts > 1) return kBadRequest;
+  if (head.authority.empty()) head.authority = framing.host;
   if (framing.transfer_encoding) {
     // A 1.0 message cannot be chunked, and a length beside a transfer coding is a smuggling
     // attempt or a broken intermediary: either way the framing is not trustworthy.

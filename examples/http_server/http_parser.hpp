@@ -49,10 +49,20 @@ struct Header {
 
 enum class BodyFraming : std::uint8_t { none, content_length, chunked };
 
-// RequestHead is a parsed, validated request head. The views point into the caller's window.
+// RequestHead is a parsed, validated request head. The views point into the caller's window
+// (but for the "/" that stands for an absolute-form target's empty path).
 struct RequestHead {
   std::string_view method;
-  std::string_view target;
+  std::string_view target;     // the request-target as received
+  // The target's path and query (without the '?'), whatever form it came in: the origin-form
+  // "/a?q" and the absolute-form "http://host/a?q" both give "/a" and "q". An absolute-form's
+  // empty path is "/" (RFC 9110 §4.2.3). Other forms ("*", CONNECT's authority-form) have the
+  // target up to its '?' as path.
+  std::string_view path;
+  std::string_view query;
+  // authority is the host the request is for: an absolute-form target's authority, which
+  // overrides the Host field (RFC 9112 §3.2.2), or else the Host field's value.
+  std::string_view authority;
   unsigned version_minor = 1;  // HTTP/1.<version_minor>
   std::span<const Header> headers;
   BodyFraming framing = BodyFraming::none;
@@ -102,7 +112,7 @@ class RequestParser {
  private:
   enum class Phase : std::uint8_t { head, sized_body, chunked_body, failed };
   // Chunked-body states, in the order a chunk goes through them.
-  enum class Chunk : std::uint8_t { size, extension, size_lf, data, data_cr, data_lf, trailer_start, trailer_line, trailer_lf, end_lf };
+  enum class Chunk : std::uint8_t { size, size_space, extension, size_lf, data, data_cr, data_lf, trailer_start, trailer_line, trailer_lf, end_lf };
 
   ParseStep scan_head(std::string_view window) noexcept;
   ParseStep begin_body(std::size_t head_size) noexcept;

@@ -14,16 +14,23 @@
 namespace http {
 namespace {
 
+// kOpenFlags: O_NONBLOCK because opening a FIFO for reading would otherwise wait for a writer,
+// and with it the core's thread and every connection on it; what was opened is checked with
+// fstat before anything is read (on a regular file O_NONBLOCK changes nothing). O_NOCTTY so
+// that a terminal device under the root never becomes the server's controlling terminal.
+// No O_NOFOLLOW: symbolic links that stay under the root are followed on purpose.
+constexpr int kOpenFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+
 // open_beneath opens `path` relative to `directory` without leaving it; returns the
 // descriptor or -errno.
 int open_beneath(int directory, const char* path) noexcept {
   open_how how{};
-  how.flags = O_RDONLY | O_CLOEXEC;
+  how.flags = kOpenFlags;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   const long fd = ::syscall(SYS_openat2, directory, path, &how, sizeof how);
   if (fd >= 0) return static_cast<int>(fd);
   if (errno != ENOSYS) return -errno;
-  const int plain = ::openat(directory, path, O_RDONLY | O_CLOEXEC);
+  const int plain = ::openat(directory, path, kOpenFlags);
   return plain >= 0 ? plain : -errno;
 }
 
@@ -96,7 +103,9 @@ OpenedFile open_static_file(int root_fd, std::string_view target) noexcept {
     return result;
   }
   if (!S_ISREG(info.st_mode)) {
-    result.status = 404;  // devices, sockets, FIFOs and directories are not documents
+    // Devices, FIFOs and directories (without an index.html) are not documents; a socket
+    // cannot even be opened (ENXIO: 404 above).
+    result.status = 404;
     return result;
   }
   result.file = std::move(file);

@@ -35,7 +35,9 @@ struct OpenedFile {
 // opens it for reading; a directory stands for its index.html. Symbolic links are followed
 // only while they stay under the root (openat2 RESOLVE_BENEATH; on kernels without openat2
 // the lexical check of resolve_target is all). Opening is a plain system call on the core's
-// thread (metadata is normally cached); the reads go through the core's io_uring.
+// thread (metadata is normally cached) that never waits: the file is opened with O_NONBLOCK
+// and then fstat()ed, and anything but a regular file (a FIFO, a device, a directory without
+// index.html) is answered 404 before a byte is read. The reads go through the core's io_uring.
 OpenedFile open_static_file(int root_fd, std::string_view target) noexcept;
 
 }  // namespace http

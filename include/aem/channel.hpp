@@ -20,8 +20,8 @@
 namespace aem {
 
 namespace detail {
-// await_handoff waits (briefly) until a notifier whose notify() failed sets `released`: see
-// runtime/sync.cpp for the hand-off protocol shared by all the synchronisation primitives.
+// await_handoff waits (briefly) until a notifier whose notify() failed sets `released`: the
+// hand-off protocol shared by all the synchronisation primitives (detail/waiter.hpp).
 AEM_EXPORT void await_handoff(const std::atomic<bool>& released) noexcept;
 }  // namespace detail
 
@@ -253,7 +253,7 @@ class Channel {
 
   std::size_t next(std::size_t index) const noexcept { return index + 1 == capacity_ ? 0 : index + 1; }
 
-  // The hand-off protocol (runtime/sync.cpp): popping a waiter under guard_ commits a value
+  // The hand-off protocol (detail/waiter.hpp): popping a waiter under guard_ commits a value
   // (or, from close(), the end of its wait) to it; it is notified after guard_ is released. If
   // the notify fails, the waiter's wait ended just then by its deadline or a shutdown; it finds
   // itself unlinked when it takes guard_, keeps what was committed to it, and waits in

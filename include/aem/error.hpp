@@ -5,8 +5,6 @@
 // values passed through from the kernel.
 #pragma once
 
-#include <aem/export.hpp>
-
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -39,8 +37,56 @@ enum class errc : int {
   policy_limit,          // the runtime's or the event group's Policy refuses it (policy.hpp)
 };
 
-// error_category returns the std::error_category of aem::errc values (name "aem").
-AEM_EXPORT const std::error_category& error_category() noexcept;
+namespace detail {
+
+// ErrorCategory names aem::errc values and explains each one. Header-only, so that every layer
+// of the library (the arena at the bottom too) can report aem::errc without linking upwards.
+class ErrorCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "aem"; }
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::ok: return "success";
+      case errc::resource_limit: return "a configured resource limit is reached";
+      case errc::map_count_limit:
+        return "cannot map another guarded stack: vm.max_map_count (default 65530) allows about 32k "
+               "guarded stacks per process; raise it with sysctl or lower Config::max_capsules";
+      case errc::invalid_argument: return "invalid argument";
+      case errc::not_in_capsule: return "this call must be made from inside a capsule";
+      case errc::no_such_core: return "no such core";
+      case errc::stale_event_id: return "stale event id: the registration no longer exists";
+      case errc::foreign_event_id: return "the event id does not belong to this runtime";
+      case errc::timed_out: return "deadline passed";
+      case errc::cancelled: return "operation cancelled";
+      case errc::shutting_down: return "the runtime is shutting down";
+      case errc::not_running: return "the runtime is not running";
+      case errc::already_running: return "the runtime is already running";
+      case errc::channel_closed: return "channel closed";
+      case errc::would_block: return "operation would block";
+      case errc::out_of_memory: return "out of memory";
+      case errc::double_free: return "block freed twice";
+      case errc::foreign_pointer: return "pointer does not belong to this allocator";
+      case errc::unsupported: return "not supported by this kernel or build";
+      case errc::end_of_stream: return "the peer closed the stream before the expected bytes arrived";
+      case errc::inline_handler_blocked:
+        return "an inline handler may not suspend (I/O wait, sleep, yield, join, lock, submit): it runs on the "
+               "core's dispatcher; use Executor::keepalive or fresh_capsule for handlers that block";
+      case errc::policy_limit:
+        return "refused by an aem::Policy (Config::policy or the event group's): too many registrations or "
+               "capsules, or a source type or executor it does not allow";
+    }
+    return "unknown aem error " + std::to_string(value);
+  }
+};
+
+}  // namespace detail
+
+// error_category returns the std::error_category of aem::errc values (name "aem"). One object
+// per process: an inline function's static is shared by every translation unit.
+inline const std::error_category& error_category() noexcept {
+  static const detail::ErrorCategory category;
+  return category;
+}
 
 // make_error_code wraps an aem::errc in a std::error_code.
 inline std::error_code make_error_code(errc e) noexcept {

@@ -53,9 +53,9 @@ struct ErrorEventOptions {
 
 namespace detail {
 
-// error_arm starts a reserved subsystem-error registration on the calling core (and its
+// arm_error starts a reserved subsystem-error registration on the calling core (and its
 // reader, on the first one). Errors: errc::out_of_memory, the errno of eventfd(2).
-AEM_EXPORT Result<EventId> error_arm(const RegistrationSlot& slot, const HandlerOps* ops) noexcept;
+AEM_EXPORT Result<EventId> arm_error(const RegistrationSlot& slot, const HandlerOps* ops) noexcept;
 // decode_subsystem_error unpacks the error a payload carries (on the registration's core).
 AEM_EXPORT SubsystemError decode_subsystem_error(const Payload& payload) noexcept;
 
@@ -102,7 +102,7 @@ Result<EventId> on_error(F&& handler, ErrorEventOptions options = {}) {
                                   detail::SourceKind::subsystem_error};
   return detail::register_handler<detail::InvokeSubsystemError>(
       std::forward<F>(handler), reg,
-      [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) { return detail::error_arm(slot, ops); });
+      [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) { return detail::arm_error(slot, ops); });
 }
 
 }  // namespace aem

@@ -77,7 +77,7 @@ AEM_EXPORT Result<void> ctl_set_filter(EventId id, EventFilter& filter);
 AEM_EXPORT Result<void> ctl_set_timeout(EventId id, Duration timeout, std::function<void()>& handler);
 AEM_EXPORT Result<void> ctl_replace_handler(EventId id, const Replacement& replacement);
 AEM_EXPORT Result<EventInfo> ctl_info(EventId id);
-AEM_EXPORT Result<EventId> user_arm(const RegistrationSlot& slot, const HandlerOps* ops) noexcept;
+AEM_EXPORT Result<EventId> arm_user(const RegistrationSlot& slot, const HandlerOps* ops) noexcept;
 AEM_EXPORT Result<void> trigger_event(EventId id, EventData& data, std::uint8_t priority);
 
 }  // namespace detail
@@ -171,7 +171,7 @@ Result<EventId> on_event(F&& handler, EventOptions options = {}) {
   reg.kind = detail::SourceKind::user;
   return detail::register_handler<detail::InvokeBytes>(std::forward<F>(handler), reg,
                                                        [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
-                                                         return detail::user_arm(slot, ops);
+                                                         return detail::arm_user(slot, ops);
                                                        });
 }
 

@@ -20,7 +20,7 @@ enum class Executor : std::uint8_t {
   // (AEM's atomicity: never two handlers of the same registration at once). The capsule is
   // kept while activations are queued and goes back to the pool when none is, so an idle
   // registration holds no stack. While higher-priority activations wait behind the one it
-  // runs, the capsule runs at their priority (seed 3.2.2).
+  // runs, the capsule runs at their priority, so they are not held up behind a less urgent one.
   keepalive,
   // inline_handler: the handler runs on the core's dispatcher itself, as soon as the event is
   // activated — no capsule, no switch — for handlers declared non-blocking. Such a handler may

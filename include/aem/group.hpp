@@ -1,6 +1,6 @@
 // group.hpp — event groups: the registrations and capsules of one part of an application,
-// limited together by a Policy and cancelled together (seed 3.6.4: a child starts with its
-// parent's list of events or with a fresh one).
+// limited together by a Policy and cancelled together. A spawned capsule starts in its
+// parent's group, in a fresh one, or in a given one (SpawnOptions::group).
 #pragma once
 
 #include <aem/export.hpp>

@@ -1,6 +1,7 @@
 // policy.hpp — limits on what an application (a runtime, or one event group of it) may
 // register and run: how many registrations, how many handlers at once, how many capsules,
-// which kinds of events and which executors (seeds 3.5.3 security, 3.5.4 resource limit).
+// which kinds of events and which executors. A refusal is errc::policy_limit, never a crash:
+// a part of an application that misbehaves is held to its share of the runtime.
 #pragma once
 
 #include <aem/executor.hpp>

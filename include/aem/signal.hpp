@@ -62,8 +62,8 @@ namespace detail {
 // signal_prepare checks `signo` and makes sure every core of the runtime blocks it and reads it
 // through its signalfd (the calling capsule may wait for the other cores). Errors: as on_signal.
 AEM_EXPORT Result<void> signal_prepare(int signo);
-// signal_arm starts a reserved registration for `signo` on the calling core.
-AEM_EXPORT Result<EventId> signal_arm(const RegistrationSlot& slot, const HandlerOps* ops, int signo) noexcept;
+// arm_signal starts a reserved registration for `signo` on the calling core.
+AEM_EXPORT Result<EventId> arm_signal(const RegistrationSlot& slot, const HandlerOps* ops, int signo) noexcept;
 
 // signal_info_of reads the SignalInfo an activation carries (just the signo if the runtime ran
 // out of memory for the rest).
@@ -118,7 +118,7 @@ Result<EventId> on_signal(int signo, F&& handler, SignalOptions options = {}) {
                                   detail::SourceKind::signal};
   return detail::register_handler<detail::InvokeSignal>(
       std::forward<F>(handler), reg, [signo](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
-        return detail::signal_arm(slot, ops, signo);
+        return detail::arm_signal(slot, ops, signo);
       });
 }
 

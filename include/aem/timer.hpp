@@ -34,7 +34,7 @@ struct TimerOptions {
 
 namespace detail {
 
-AEM_EXPORT EventId timer_arm(const RegistrationSlot& slot, const HandlerOps* ops, TimePoint first,
+AEM_EXPORT EventId arm_timer(const RegistrationSlot& slot, const HandlerOps* ops, TimePoint first,
                              Duration period) noexcept;
 
 template <typename F>
@@ -43,7 +43,7 @@ Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, Ti
   RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
   return register_handler<InvokeNone>(std::forward<F>(handler), reg,
                                       [&](const RegistrationSlot& slot, const HandlerOps* ops) -> Result<EventId> {
-                                        return timer_arm(slot, ops, first, period);
+                                        return arm_timer(slot, ops, first, period);
                                       });
 }
 

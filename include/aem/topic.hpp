@@ -105,7 +105,7 @@ struct SubscribeOptions {
 namespace detail {
 
 AEM_EXPORT Result<void> topic_check_filter(const TopicFilter& filter) noexcept;
-AEM_EXPORT Result<EventId> topic_arm(const RegistrationSlot& slot, const HandlerOps* ops, TopicFilter& filter) noexcept;
+AEM_EXPORT Result<EventId> arm_topic(const RegistrationSlot& slot, const HandlerOps* ops, TopicFilter& filter) noexcept;
 
 }  // namespace detail
 
@@ -148,7 +148,7 @@ Result<EventId> subscribe(TopicFilter filter, F&& handler, SubscribeOptions opti
   return detail::register_handler<detail::InvokeTopic>(
       std::forward<F>(handler), reg,
       [&filter](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
-        return detail::topic_arm(slot, ops, filter);
+        return detail::arm_topic(slot, ops, filter);
       });
 }
 

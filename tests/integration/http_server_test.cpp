@@ -28,6 +28,8 @@
 #include <string>
 #include <string_view>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -204,9 +206,11 @@ class Client {
   }
 
   // readable_now reports, without waiting, whether bytes (or the end) have arrived.
-  bool readable_now() {
+  bool readable_now() { return readable_within(0ms); }
+  // readable_within waits up to `wait` for bytes (or the end) to arrive.
+  bool readable_within(std::chrono::milliseconds wait) {
     pollfd p{fd_, POLLIN, 0};
-    return !buffer_.empty() || ::poll(&p, 1, 0) == 1;
+    return !buffer_.empty() || ::poll(&p, 1, static_cast<int>(wait.count())) == 1;
   }
 
   void expect_head_only(bool on) { head_only_ = on; }
@@ -264,6 +268,23 @@ class DocumentRoot {
     std::ofstream(path_ / name, std::ios::binary) << content;
   }
   std::string path() const { return path_.string(); }
+  // add_fifo makes a named pipe that nothing ever writes to.
+  void add_fifo(const std::string& name) const { REQUIRE(::mkfifo((path_ / name).c_str(), 0644) == 0); }
+  // add_directory makes an empty directory (no index.html).
+  void add_directory(const std::string& name) const { std::filesystem::create_directories(path_ / name); }
+  // add_socket binds a Unix socket at `name`; the returned descriptor keeps it listening.
+  int add_socket(const std::string& name) const {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string path = (path_ / name).string();
+    REQUIRE(path.size() < sizeof address.sun_path);
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(fd, 1) == 0);
+    return fd;
+  }
 
  private:
   std::filesystem::path path_;
@@ -452,6 +473,139 @@ TEST_CASE("http_server: malformed requests are answered 400 and the connection i
     CHECK(gzip.exchange("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").status == 501);
     Client valid(server.port());
     CHECK(valid.exchange(get("/hello")).status == 200);  // the server is still serving
+  }
+}
+
+TEST_CASE("http_server: POST /echo with an empty body answers 200 with an empty body") {
+  for (const std::string& style : kStyles) {
+    CAPTURE(style);
+    ServerProcess server(args(style));
+    Client client(server.port());
+    Response r = client.exchange("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
+    CHECK(r.status == 200);
+    CHECK(r.header("content-length") == "0");
+    CHECK(r.body.empty());
+    r = client.exchange("POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    CHECK(r.status == 200);
+    CHECK(r.header("content-length") == "0");
+    CHECK(r.body.empty());
+    // Pipelined behind each other and behind a non-empty one.
+    REQUIRE(client.send(post("/echo", "") + post("/echo", "x") + post("/echo", "")));
+    CHECK(client.response().body.empty());
+    CHECK(client.response().body == "x");
+    CHECK(client.response().body.empty());
+    CHECK(client.exchange(get("/hello")).body == "Hello, World!\n");  // the server is still there
+    server.signal(SIGTERM);
+    CHECK(server.wait_exit() == 0);
+  }
+}
+
+TEST_CASE("http_server: a FIFO, a socket or a directory without index under --root is refused at once") {
+  DocumentRoot root;
+  root.add("file.txt", "file");
+  root.add_fifo("pipe");
+  root.add_directory("fifo_dir");
+  root.add_fifo("fifo_dir/index.html");  // a directory whose index is not a regular file
+  root.add_directory("empty");
+  const int socket_fd = root.add_socket("socket");
+  for (const std::string& style : kStyles) {
+    CAPTURE(style);
+    // One core: had opening the FIFO waited for a writer, the core serving every connection
+    // would wait with it.
+    ServerProcess server(args(style, {"--root", root.path(), "--cores", "1"}));
+    for (const std::string& target : std::vector<std::string>{"/pipe", "/fifo_dir/", "/fifo_dir/index.html", "/empty/", "/socket"}) {
+      CAPTURE(target);
+      Client client(server.port());
+      REQUIRE(client.send(get(target)));
+      // A hang guard shorter than the client's: the refusal needs no writer to come.
+      REQUIRE(client.readable_within(5000ms));
+      const Response r = client.response();
+      CHECK(r.status == 404);
+      CHECK(client.exchange(get("/file.txt")).body == "file");  // the same connection goes on
+      Client next(server.port());
+      CHECK(next.exchange(get("/hello")).body == "Hello, World!\n");
+    }
+    Client head(server.port());
+    head.expect_head_only(true);
+    CHECK(head.exchange("HEAD /pipe HTTP/1.1\r\nHost: test\r\n\r\n").status == 404);
+  }
+  ::close(socket_fd);
+}
+
+TEST_CASE("http_server: a chunk size may be followed only by whitespace and a chunk extension") {
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (const std::string& style : kStyles) {
+    CAPTURE(style);
+    ServerProcess server(args(style));
+    // RFC 9112 §7.1: chunk-size [ chunk-ext ] CRLF, chunk-ext = *( BWS ";" ... ).
+    for (const std::string& chunks : std::vector<std::string>{"5 6\r\nhello\r\n0\r\n\r\n", "5 x\r\nhello\r\n0\r\n\r\n",
+                                                              "5 \r\nhello\r\n0\r\n\r\n", "5\t6\r\nhello\r\n0\r\n\r\n",
+                                                              "5\r\nhello\r\n0 0\r\n\r\n"}) {
+      CAPTURE(chunks);
+      Client client(server.port());
+      const Response r = client.exchange(head + chunks);
+      CHECK(r.status == 400);
+      CHECK(r.header("connection") == "close");
+      CHECK(client.closed_by_peer());
+    }
+    Client client(server.port());
+    CHECK(client.exchange(head + "5 ;a=b\r\nhello\r\n0\r\n\r\n").body == "hello");
+    CHECK(client.exchange(head + "5\t \t;a\r\nhello\r\n1;b=\"c\"\r\n!\r\n0 ;end\r\n\r\n").body == "hello!");
+  }
+}
+
+TEST_CASE("http_server: absolute-form request targets are served by their path") {
+  DocumentRoot root;
+  root.add("index.html", "<h1>index</h1>");
+  root.add("docs/readme.txt", "text");
+  for (const std::string& style : kStyles) {
+    CAPTURE(style);
+    for (const bool with_root : {false, true}) {
+      CAPTURE(with_root);
+      ServerProcess server(args(style, with_root ? std::vector<std::string>{"--root", root.path()} : std::vector<std::string>{}));
+      Client client(server.port());
+      // The authority stands for the Host field, which is still required (RFC 9112 §3.2.2).
+      Response r = client.exchange(get("http://example.com/hello"));
+      CHECK(r.status == 200);
+      CHECK(r.body == "Hello, World!\n");
+      CHECK(client.exchange(get("HTTP://Example.COM:8080/hello?x=1")).body == "Hello, World!\n");
+      CHECK(client.exchange(get("https://[::1]:443/hello")).body == "Hello, World!\n");
+      CHECK(client.exchange(post("http://example.com/echo", "echoed")).body == "echoed");
+      r = client.exchange("DELETE http://example.com/hello HTTP/1.1\r\nHost: test\r\n\r\n");
+      CHECK(r.status == 405);
+      if (with_root) {
+        // An empty path is "/" (RFC 9110 §4.2.3): the root's index.
+        CHECK(client.exchange(get("http://example.com")).body == "<h1>index</h1>");
+        CHECK(client.exchange(get("http://example.com?q")).body == "<h1>index</h1>");
+        CHECK(client.exchange(get("http://example.com/docs/readme.txt")).body == "text");
+        CHECK(client.exchange(get("http://example.com/../docs/readme.txt")).status == 403);
+      } else {
+        CHECK(client.exchange(get("http://example.com")).status == 404);
+      }
+      CHECK(client.exchange(get("/hello")).body == "Hello, World!\n");  // the same connection
+      Client http10(server.port());  // HTTP/1.0 needs no Host
+      CHECK(http10.exchange("GET http://example.com/hello HTTP/1.0\r\n\r\n").body == "Hello, World!\n");
+
+      const std::string refused[] = {
+          get("ftp://example.com/hello"),        // not a scheme an origin server serves
+          get("mailto:someone@example.com"),
+          get("http:/hello"),                    // no authority
+          get("http:///hello"),                  // an empty host
+          get("http://:80/hello"),
+          get("http://user@example.com/hello"),  // userinfo
+          get("http://example.com:80x/hello"),
+          get("http://exa<mple.com/hello"),
+          "GET http://example.com/hello HTTP/1.1\r\n\r\n",  // no Host
+      };
+      for (const std::string& request : refused) {
+        CAPTURE(request);
+        Client bad(server.port());
+        r = bad.exchange(request);
+        CHECK(r.status == 400);
+        CHECK(r.header("connection") == "close");
+        CHECK(bad.closed_by_peer());
+      }
+    }
   }
 }
 

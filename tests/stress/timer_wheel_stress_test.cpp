@@ -1,7 +1,7 @@
 // Stress tests for the per-core timing wheel: a million armed nodes, driven with synthetic
 // time (never the real clock), checking that every node is reported exactly once, in the
 // first advance() whose `now` reaches its deadline, and cancelled nodes never.
-#include "io/timer_wheel.hpp"
+#include "runtime/sched/timer_wheel.hpp"
 
 #include <doctest/doctest.h>
 

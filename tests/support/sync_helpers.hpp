@@ -22,6 +22,12 @@ auto spawn_on(unsigned core, F&& fn) {
   return std::move(*capsule);
 }
 
+// yield_until yields the calling capsule until `done()`.
+template <typename F>
+void yield_until(F&& done) {
+  while (!done()) aem::this_capsule::yield();
+}
+
 // spin_for busy-waits (without suspending) for about `ns` nanoseconds: it only spreads out
 // the moments at which one side of a race acts.
 inline void spin_for(std::int64_t ns) {

@@ -37,7 +37,7 @@ inline constexpr std::uint8_t kOwnPriority = 0xff;
 struct Payload {
   EventData data;          // on_data / triggered events: the bytes (sole owner)
   SharedEventData shared;  // the same, when the activation fanned out to several registrations
-  SharedEventData topic;   // topic deliveries: the topic's name (runtime/topics.cpp)
+  SharedEventData topic;   // topic deliveries: the topic's name
   int value = -1;          // on_accept: the accepted socket (the payload owns it); polls: revents
   int error = 0;           // an errno the source reports with this activation; 0: none
   std::uint32_t lost = 0;  // PayloadKind::lost: how many were dropped
@@ -86,7 +86,7 @@ enum class SourceKind : std::uint8_t {
   user,    // aem::trigger: payload.data
   topic,   // aem::publish: payload.data or payload.shared, and payload.topic (the name)
   signal,  // aem::on_signal: payload.value = signo, payload.data = the SignalInfo
-  subsystem_error,  // aem::on_error: the error packed into value, error and lost (error_events.cpp)
+  subsystem_error,  // aem::on_error: the error packed into value, error and lost
 };
 
 // SourceSpec describes a socket source to arm.
@@ -126,12 +126,12 @@ AEM_EXPORT Result<void> registration_reserve(std::size_t size, std::size_t align
 // registration_unreserve gives back a slot whose handler was never constructed.
 AEM_EXPORT void registration_unreserve(const RegistrationSlot& slot) noexcept;
 
-// source_arm starts the socket source `spec` for a reserved slot whose handler is constructed
+// arm_source starts the socket source `spec` for a reserved slot whose handler is constructed
 // and returns its id; on error the handler is destroyed and the slot freed. Registrations of
 // one stream's data, hang-up or (same mask) state share one source and each get every event.
 // Errors: errc::invalid_argument (bad fd), errc::out_of_memory (no receive buffers or source
 // records), errc::shutting_down, the errno of registering the buffer ring.
-AEM_EXPORT Result<EventId> source_arm(const RegistrationSlot& slot, const HandlerOps* ops, const SourceSpec& spec) noexcept;
+AEM_EXPORT Result<EventId> arm_source(const RegistrationSlot& slot, const HandlerOps* ops, const SourceSpec& spec) noexcept;
 
 // register_handler reserves a slot, constructs the handler H from `handler` in it and calls
 // `arm(slot, ops)`, which starts the source and returns its id (or an error, after which the

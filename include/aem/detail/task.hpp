@@ -37,7 +37,7 @@ struct TaskState {
   Priority priority = Priority::normal;
   bool own_fp_env = false;  // SpawnOptions::own_fp_env
   // policy_holds: what the task holds against its group and the runtime's Policy, given back
-  // when it completes (runtime/group_state.hpp); 0 for the default group and no limit.
+  // when it completes; 0 for the default group and no limit.
   std::uint8_t policy_holds = 0;
   void* group = nullptr;  // its event group (detail::GroupState), nullptr: the default group
   void* joiner = nullptr;   // the capsule suspended in join(), valid while kJoinWaiting

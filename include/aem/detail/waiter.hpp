@@ -3,6 +3,7 @@
 // capsule — the notifier, the deadline or a shutdown — so that exactly one of them wakes it.
 #pragma once
 
+#include <aem/detail/cpu_relax.hpp>
 #include <aem/export.hpp>
 #include <aem/time.hpp>
 
@@ -20,7 +21,7 @@ class SpinLock {
   void lock() noexcept {
     for (unsigned spins = 0; locked_.exchange(true, std::memory_order_acquire);) {
       while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 256) __builtin_ia32_pause();
+        if (++spins < 256) cpu_relax();
         else std::this_thread::yield();
       }
     }
@@ -42,8 +43,9 @@ enum class WakeReason : std::uint8_t { pending, notified, timed_out, interrupted
 // the lock, removes the waiter from the list (which commits the resource to it), releases the
 // lock and then calls notify() — notify() may make a system call. If notify() returns false
 // the wait already ended by deadline or shutdown; the waiter finds itself unlinked and still
-// takes the resource, after the notifier has let go of it (runtime/sync.cpp describes the
-// hand-off record that makes this safe).
+// takes the resource, after the notifier has let go of it: the notifier sets a `released` flag
+// in a hand-off record on the waiter's stack once it is done with the Waiter, and the waiter
+// does not return before it sees that flag (detail::await_handoff).
 struct Waiter {
   Waiter* next = nullptr;
   Waiter* prev = nullptr;

@@ -1,5 +1,5 @@
-// net/events.hpp — AEM-style socket registrations (the seed's sockasync_accept / read / close /
-// sock): a handler runs in a capsule each time the socket has an event, so a connection that
+// net/events.hpp — AEM-style socket registrations (on_accept, on_data, on_hangup, on_state:
+// AEM's sockasync_accept / read / close / sock): a handler runs in a capsule each time the socket has an event, so a connection that
 // is idle costs a registration (a 272-byte slot plus its handler, and a 136-byte source record
 // shared by the registrations of the socket) and no stack.
 //
@@ -49,7 +49,7 @@ struct SocketEventOptions {
   Executor exec = Executor::fresh_capsule;
   // queue_bound: activations kept waiting (disabled, keepalive capsule busy, no capsule free).
   // At the bound the source pauses — the bytes or connections wait in the kernel — and resumes
-  // when the queue has drained to half of it: nothing is lost (seed 3.5.1).
+  // when the queue has drained to half of it: nothing is lost.
   std::uint32_t queue_bound = kDefaultQueueBound;
 };
 
@@ -88,7 +88,7 @@ Result<EventId> register_socket(F&& handler, RegistrationOptions options, Source
   options.kind = spec.kind;
   return register_handler<Invoke>(std::forward<F>(handler), options,
                                   [&](const RegistrationSlot& slot, const HandlerOps* ops) {
-                                    return source_arm(slot, ops, spec);
+                                    return arm_source(slot, ops, spec);
                                   });
 }
 
