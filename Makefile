@@ -1,7 +1,7 @@
 # aem — the two commands of the README, and the ones CI and benchmarking use.
 #   make demo   install what is missing, build, run the showcase (exits by itself)
 #   make test   install what is missing, build, run the whole test suite
-# Other targets: test-asan, test-tsan, test-aarch64, fuzz-smoke, bench, bench-smoke, clean.
+# Other targets: test-asan, test-tsan, test-aarch64, fuzz-smoke, fuzz-ci, bench, bench-smoke, clean.
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -48,12 +48,22 @@ test-tsan: setup
 	cmake --build build/tsan -j $(JOBS)
 	cd build/tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest -j $(JOBS) --output-on-failure --timeout 600 -L unit
 
+# The libFuzzer targets (tests/fuzz), one after the other, FUZZ_SECONDS each (5: a developer's
+# smoke run). Each starts from its corpus in tests/fuzz/corpus/, which it only reads; new inputs
+# go to build/fuzz/tests/fuzz/scratch/, crash reproducers to build/fuzz/tests/fuzz/artifacts/.
+FUZZ_SECONDS ?= 5
 fuzz-smoke: setup
 	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-	  -DAEM_BUILD_FUZZ=ON -DAEM_BUILD_TESTS=ON -DAEM_BUILD_BENCH=OFF -DAEM_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
+	  -DAEM_BUILD_FUZZ=ON -DAEM_BUILD_TESTS=ON -DAEM_BUILD_BENCH=OFF -DAEM_BUILD_EXAMPLES=OFF \
+	  -DAEM_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS)
 	cmake --build build/fuzz -j $(JOBS) --target aem_arena_fuzz
 	cmake --build build/fuzz -j $(JOBS) --target aem_http_parser_fuzz
 	cd build/fuzz && ctest --output-on-failure -L fuzz
+
+# CI's fuzz run: the same, 60 s per fuzzer.
+.PHONY: fuzz-ci
+fuzz-ci:
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=60
 
 bench: build/release/build.ninja
 	cmake --build build/release -j $(JOBS) --target aem_bench

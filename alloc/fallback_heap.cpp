@@ -1,11 +1,14 @@
 #include "alloc/fallback_heap.hpp"
 
+#include <aem/detail/fault_injection.hpp>
+
 #include <mimalloc.h>
 
 namespace aem::detail {
 
 void* FallbackHeap::allocate(std::size_t bytes, std::size_t alignment) noexcept {
-  void* p = mi_malloc_aligned(bytes, alignment);
+  // An injected failure (tests) is mimalloc's nullptr.
+  void* p = faults::hit(faults::Site::fallback_heap) ? nullptr : mi_malloc_aligned(bytes, alignment);
   if (p == nullptr) return nullptr;
   const std::size_t usable = mi_usable_size(p);
   try {

@@ -1,5 +1,7 @@
 #include "alloc/region.hpp"
 
+#include <aem/detail/fault_injection.hpp>
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -28,8 +30,10 @@ Mapping map_region(std::size_t bytes, std::size_t alignment, bool populate, bool
   const std::size_t length = round_up(bytes, page);
   // Over-map by the alignment and cut the excess off both ends: mmap only promises pages.
   const std::size_t padded = alignment > page ? length + alignment : length;
-  void* raw = ::mmap(nullptr, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                     -1, 0);
+  // An injected failure (tests) is the mmap's ENOMEM.
+  void* raw = faults::hit(faults::Site::arena_region)
+                  ? (errno = ENOMEM, MAP_FAILED)
+                  : ::mmap(nullptr, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) return {};
   auto* start = static_cast<std::byte*>(raw);
   auto* aligned = reinterpret_cast<std::byte*>(round_up(reinterpret_cast<std::uintptr_t>(start), alignment));

@@ -66,7 +66,7 @@ void serve_capsules(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& /*
   const unsigned cores = aem::this_core::count();
   for (unsigned next = 0;; next = (next + 1) % cores) {
     auto stream = listener.accept();
-    if (!stream) {
+    if (!stream) {  // out of descriptors is not an error: accept pauses and retries by itself
       if (stream.error() != aem::errc::cancelled) std::fprintf(stderr, "accept: %s\n", stream.error().message().c_str());
       return;
     }

@@ -1,5 +1,7 @@
 #include "io/buffer_ring.hpp"
 
+#include <aem/detail/fault_injection.hpp>
+
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -34,7 +36,7 @@ Result<std::unique_ptr<BufferRing>> BufferRing::create(std::uint16_t group, unsi
     return make_error_code(errc::out_of_memory);
   }
   for (unsigned id = 0; id < entries; ++id) {
-    Result<void*> block = arena.allocate(buffer_size);
+    Result<void*> block = ring->fresh_block();
     if (!block) return block.error();
     ring->buffers_[id] = static_cast<std::byte*>(*block);
     ring->publish(static_cast<std::uint16_t>(id));
@@ -47,6 +49,11 @@ BufferRing::~BufferRing() {
     if (buffer != nullptr) (void)arena_->deallocate(buffer);
   }
   if (ring_ != nullptr) ::munmap(ring_, ring_bytes_);
+}
+
+Result<void*> BufferRing::fresh_block() noexcept {
+  if (faults::hit(faults::Site::buffer_ring)) return make_error_code(errc::out_of_memory);
+  return arena_->allocate(buffer_size_);
 }
 
 void BufferRing::publish(std::uint16_t id) noexcept {
@@ -63,7 +70,7 @@ void BufferRing::recycle(std::uint16_t id) noexcept { publish(id); }
 EventData BufferRing::hand_over(std::uint16_t id, std::size_t used) noexcept {
   EventData data = arena_->adopt(buffers_[id], buffer_size_, used);
   buffers_[id] = nullptr;
-  Result<void*> fresh = arena_->allocate(buffer_size_);
+  Result<void*> fresh = fresh_block();
   if (fresh) {
     buffers_[id] = static_cast<std::byte*>(*fresh);
     publish(id);
@@ -84,7 +91,7 @@ EventData BufferRing::take_copy(std::uint16_t id, std::size_t used) noexcept {
 bool BufferRing::refill() noexcept {
   const std::size_t before = empty_slots_.size();
   while (!empty_slots_.empty()) {
-    Result<void*> fresh = arena_->allocate(buffer_size_);
+    Result<void*> fresh = fresh_block();
     if (!fresh) break;
     const std::uint16_t id = empty_slots_.back();
     empty_slots_.pop_back();

@@ -67,6 +67,9 @@ class BufferRing {
 
  private:
   BufferRing() = default;
+  // fresh_block takes one buffer from the arena (errc::out_of_memory when it has none, or
+  // when a test injects that failure: faults::Site::buffer_ring).
+  Result<void*> fresh_block() noexcept;
   void publish(std::uint16_t id) noexcept;
   // slot is the ring entry at `position`. The ring has the kernel's layout (linux/io_uring.h):
   // an array of io_uring_buf whose first entry's last 16 bits hold the tail. Not through the

@@ -13,12 +13,6 @@
 namespace http {
 namespace {
 
-// out_of_descriptors reports the accept errors that pass when connections close.
-bool out_of_descriptors(std::error_code error) {
-  return error == std::errc::too_many_files_open || error == std::errc::too_many_files_open_in_system ||
-         error == std::errc::not_enough_memory || error == std::errc::no_buffer_space;
-}
-
 // accept_loop accepts until the server drains. It runs on the same core as the capsule that
 // sets Server::draining, so the flag cannot change between its check and the accept call.
 void accept_loop(aem::TcpListener& listener, Server& server) {
@@ -26,12 +20,9 @@ void accept_loop(aem::TcpListener& listener, Server& server) {
   for (unsigned next = 0; !server.draining.load(std::memory_order_relaxed);) {
     auto stream = listener.accept();
     if (!stream) {
-      if (!out_of_descriptors(stream.error())) {
-        if (stream.error() != aem::errc::cancelled) std::fprintf(stderr, "http_server: accept: %s\n", stream.error().message().c_str());
-        return;
-      }
-      aem::this_capsule::sleep_for(std::chrono::milliseconds(10));  // until connections close
-      continue;
+      // Out of descriptors is not an error here: accept pauses and retries by itself.
+      if (stream.error() != aem::errc::cancelled) std::fprintf(stderr, "http_server: accept: %s\n", stream.error().message().c_str());
+      return;
     }
     (void)stream->set_nodelay(true);
     if (!server.admit()) {

@@ -10,6 +10,7 @@
 #include <aem/cross_core.hpp>
 #include <aem/net/events.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -26,6 +27,9 @@ struct Connection {
   Session session;
 };
 
+// kQueuedReceives is the on_data registration's queue bound (see watch).
+constexpr std::uint32_t kQueuedReceives = 16;
+
 // watch registers a connection's data handler on the calling core.
 void watch(aem::TcpStream accepted, Admission admission, Server& server) {
   auto connection = std::make_shared<Connection>(std::move(accepted), std::move(admission), server);
@@ -36,7 +40,13 @@ void watch(aem::TcpStream accepted, Admission admission, Server& server) {
         (void)connection->session.on_received(
             std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
       },
-      {.exec = aem::Executor::keepalive});  // one activation at a time: answers stay in order
+      // One activation at a time: answers stay in order. The handler writes its answers with
+      // write_all, so it suspends while the client does not read; the receives that come in
+      // meanwhile wait in the registration's queue. A short queue bounds them (kQueuedReceives
+      // receives of at most Config::recv_buffer_size bytes): at the bound the receive pauses and
+      // the client's further requests wait in the kernel, so a client that pipelines without
+      // reading holds a few tens of KiB here, not the default bound's 1,024 receives (~4 MiB).
+      {.exec = aem::Executor::keepalive, .queue_bound = kQueuedReceives});
   if (!id) std::fprintf(stderr, "http_server: on_data: %s (connection dropped)\n", id.error().message().c_str());
 }
 

@@ -91,6 +91,15 @@ struct Config {
   // power of two, at most 32768.
   unsigned recv_buffers = 256;
   std::size_t recv_buffer_size = 4096;
+  // send_queue_bound bounds the bytes a stream's send() queue holds before the stream pushes
+  // back on its input: above it, the on_data registrations of the stream's descriptor on the
+  // send core pause their receive (the peer's bytes wait in the kernel, as at a registration's
+  // queue_bound), and a capsule that calls send() into the full queue suspends; both go on
+  // when the queue has drained to half of it. A peer that sends but never reads therefore
+  // holds about this much of the server's memory, not without bound. A send that fails (the
+  // peer reset) drops the queue and resumes the receive at once, so the registration sees the
+  // reset and ends. 0: no bound.
+  std::size_t send_queue_bound = 256 * 1024;
   // ring_entries is the submission queue size of each core's io_uring: a power of two, 1 to
   // 32768 (kMaxRingEntries). More prepared operations than that are submitted in several system
   // calls of one loop turn.

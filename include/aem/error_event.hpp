@@ -24,13 +24,15 @@ enum class Subsystem : std::uint8_t {
   arena,             // a core's event-data arena could not serve a request from its region
   accept,            // an accepting socket paused: out of fds or memory (EMFILE, ENFILE, ENOMEM, ENOBUFS)
   completion_queue,  // completions had to wait in the kernel for room in a core's io_uring CQ
+  capsule_pool,      // a core could not map more capsule stacks (vm.max_map_count or memory: ENOMEM)
 };
 
 // SubsystemError is one error a subsystem reported.
 struct SubsystemError {
   Subsystem subsystem = Subsystem::arena;
-  // code: std::generic_category errno: ENOMEM (arena exhausted), EFBIG (arena: a request larger
-  // than the region), the accept error, EOVERFLOW (completion queue).
+  // code: std::generic_category errno: ENOMEM (arena exhausted, or no stack for the capsule
+  // pool), EFBIG (arena: a request larger than the region), the accept error, EOVERFLOW
+  // (completion queue).
   std::error_code code;
   const char* detail = "";  // a static, human-readable sentence
   unsigned core = 0;        // the core the error happened on
@@ -99,7 +101,7 @@ Result<EventId> on_error(F&& handler, ErrorEventOptions options = {}) {
   static_assert(detail::InvokeSubsystemError::accepts<std::decay_t<F>>,
                 "an error handler is called with const aem::SubsystemError& or nothing");
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
-                                  detail::SourceKind::subsystem_error};
+                                  SourceType::error};
   return detail::register_handler<detail::InvokeSubsystemError>(
       std::forward<F>(handler), reg,
       [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) { return detail::arm_error(slot, ops); });

@@ -13,6 +13,7 @@
 #include <aem/priority.hpp>
 #include <aem/result.hpp>
 #include <aem/shared_event_data.hpp>
+#include <aem/source_type.hpp>
 #include <aem/time.hpp>
 
 #include <cstddef>
@@ -24,9 +25,6 @@
 #include <utility>
 
 namespace aem {
-
-// SourceType names what activates a registration.
-enum class SourceType : std::uint8_t { timer, accept, data, close, state, user, topic, signal, error };
 
 // EventState is where a registration stands.
 enum class EventState : std::uint8_t {
@@ -168,7 +166,7 @@ Result<EventId> on_event(F&& handler, EventOptions options = {}) {
   static_assert(detail::InvokeBytes::accepts<std::decay_t<F>>,
                 "an event handler is called with EventData, SharedEventData or nothing");
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
-  reg.kind = detail::SourceKind::user;
+  reg.kind = SourceType::user;
   return detail::register_handler<detail::InvokeBytes>(std::forward<F>(handler), reg,
                                                        [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
                                                          return detail::arm_user(slot, ops);

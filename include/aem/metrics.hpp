@@ -36,6 +36,7 @@ struct CoreMetrics {
   std::uint64_t arena_fallbacks = 0;       // event-data allocations served by the general heap
   std::uint64_t accept_backoffs = 0;       // accepts paused for want of descriptors or memory
   std::uint64_t receive_starvations = 0;   // receives paused for want of receive buffers
+  std::uint64_t capsule_pool_shortfalls = 0;  // pool growths that could not map every stack wanted
 
   // ---- gauges
   PriorityCounts ready_capsules{};        // capsules in the ready queue, by priority

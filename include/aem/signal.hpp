@@ -115,7 +115,7 @@ Result<EventId> on_signal(int signo, F&& handler, SignalOptions options = {}) {
                 "a signal handler is called with const aem::SignalInfo& or nothing");
   if (Result<void> ready = detail::signal_prepare(signo); !ready) return ready.error();
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
-                                  detail::SourceKind::signal};
+                                  SourceType::signal};
   return detail::register_handler<detail::InvokeSignal>(
       std::forward<F>(handler), reg, [signo](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
         return detail::arm_signal(slot, ops, signo);

@@ -144,7 +144,7 @@ Result<EventId> subscribe(TopicFilter filter, F&& handler, SubscribeOptions opti
                 "EventData, SharedEventData or nothing");
   if (Result<void> checked = detail::topic_check_filter(filter); !checked) return checked.error();
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
-                                  detail::SourceKind::topic};
+                                  SourceType::topic};
   return detail::register_handler<detail::InvokeTopic>(
       std::forward<F>(handler), reg,
       [&filter](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {

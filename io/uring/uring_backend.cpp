@@ -2,6 +2,8 @@
 
 #include "io/buffer_ring.hpp"
 
+#include <aem/detail/fault_injection.hpp>
+
 #include <cassert>
 #include <cerrno>
 #include <ctime>
@@ -119,7 +121,8 @@ UringBackend::~UringBackend() {
 }
 
 io_uring_sqe* UringBackend::sqe() noexcept {
-  io_uring_sqe* entry = io_uring_get_sqe(&ring_);
+  // An injected failure (tests) is a full submission queue: the loop below runs.
+  io_uring_sqe* entry = faults::hit(faults::Site::sqe) ? nullptr : io_uring_get_sqe(&ring_);
   while (entry == nullptr) {
     submit_prepared();
     entry = io_uring_get_sqe(&ring_);
@@ -177,7 +180,10 @@ void UringBackend::submit(const IoRequest& request, Completion* completion,
   if (deadline != nullptr) {
     // The kernel cancels the operation at the deadline; the timeout's own CQE carries nothing.
     entry->flags |= IOSQE_IO_LINK;
-    io_uring_sqe* timer = sqe();
+    // Room for both was made above: the timeout's entry is taken directly (and never by an
+    // injected "queue full", which would submit the operation without its deadline).
+    io_uring_sqe* timer = io_uring_get_sqe(&ring_);
+    if (timer == nullptr) timer = sqe();
     io_uring_prep_link_timeout(timer, const_cast<__kernel_timespec*>(deadline), IORING_TIMEOUT_ABS);
     ignore(timer);
   }

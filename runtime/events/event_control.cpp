@@ -164,7 +164,7 @@ Result<EventInfo> EventTable::info(EventId id) const noexcept {
   if (!found) return found.error();
   const Registration* r = *found;
   EventInfo info;
-  info.source = source_type(r->kind);
+  info.source = r->kind;
   info.priority = r->priority;
   info.exec = r->exec;
   info.core = core_.index();
@@ -188,7 +188,7 @@ Result<void> EventTable::trigger(EventId id, EventData& data, std::uint8_t prior
   Result<Registration*> found = lookup(id);
   if (!found) return found.error();
   Registration* r = *found;
-  if (r->kind != SourceKind::user) return make_error_code(errc::invalid_argument);
+  if (r->kind != SourceType::user) return make_error_code(errc::invalid_argument);
   Payload payload;
   payload.data = std::move(data);
   payload.priority = priority;

@@ -18,38 +18,23 @@ constexpr std::uint32_t kGenerationMask = 0xffffffu;
 
 }  // namespace
 
-const char* source_name(SourceKind kind) noexcept {
+const char* source_name(SourceType kind) noexcept {
   switch (kind) {
-    case SourceKind::timer: return "timer";
-    case SourceKind::accept: return "accept";
-    case SourceKind::data: return "data";
-    case SourceKind::hangup: return "close";
-    case SourceKind::state: return "state";
-    case SourceKind::user: return "event";
-    case SourceKind::topic: return "topic";
-    case SourceKind::signal: return "signal";
-    case SourceKind::subsystem_error: return "error";
+    case SourceType::timer: return "timer";
+    case SourceType::accept: return "accept";
+    case SourceType::data: return "data";
+    case SourceType::close: return "close";
+    case SourceType::state: return "state";
+    case SourceType::user: return "event";
+    case SourceType::topic: return "topic";
+    case SourceType::signal: return "signal";
+    case SourceType::error: return "error";
   }
   return "event";
 }
 
-SourceType source_type(SourceKind kind) noexcept {
-  switch (kind) {
-    case SourceKind::timer: return SourceType::timer;
-    case SourceKind::accept: return SourceType::accept;
-    case SourceKind::data: return SourceType::data;
-    case SourceKind::hangup: return SourceType::close;
-    case SourceKind::state: return SourceType::state;
-    case SourceKind::user: return SourceType::user;
-    case SourceKind::topic: return SourceType::topic;
-    case SourceKind::signal: return SourceType::signal;
-    case SourceKind::subsystem_error: return SourceType::error;
-  }
-  return SourceType::user;
-}
-
 void release_payload(const Registration* r, Payload& p) noexcept {
-  if (r->kind == SourceKind::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
+  if (r->kind == SourceType::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
 }
 
 EventTable::EventTable(Core& core, std::uint8_t runtime_tag) noexcept
@@ -142,7 +127,7 @@ Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, R
   r->exec = options.exec;
   r->queue_bound = options.queue_bound;
   r->ops = nullptr;
-  r->kind = SourceKind::timer;
+  r->kind = SourceType::timer;
   r->source = nullptr;
   r->worker = nullptr;
   r->period = Duration::zero();
@@ -165,7 +150,7 @@ EventId EventTable::arm_timer(Registration* r, const HandlerOps* ops, TimePoint 
 
 EventId EventTable::arm_user(Registration* r, const HandlerOps* ops) noexcept {
   r->ops = ops;
-  r->kind = SourceKind::user;
+  r->kind = SourceType::user;
   return id_of(r);
 }
 
@@ -251,7 +236,7 @@ void EventTable::retire(Registration* r) noexcept {
 
 void EventTable::cancel_registration(Registration* r) noexcept {
   r->cancelled = true;
-  if (r->kind == SourceKind::topic) topic_cancelled(core_.runtime(), id_of(r));  // publish stops counting it
+  if (r->kind == SourceType::topic) topic_cancelled(core_.runtime(), id_of(r));  // publish stops counting it
   discard_queue(r);
   if (r->timer.node.armed()) core_.wheel().cancel(r->timer.node);
   if (r->extras != nullptr && r->extras->timeout_timer.node.armed()) core_.wheel().cancel(r->extras->timeout_timer.node);
@@ -265,7 +250,7 @@ Result<void> EventTable::cancel(EventId id) noexcept {
   Registration* r = *found;
   // A timer or triggered event at rest (the common case: nothing queued, running or attached):
   // no handler can see the slot, so it is retired at once. Other kinds have more to undo.
-  if ((r->kind == SourceKind::timer || r->kind == SourceKind::user) && r->extras == nullptr && r->running == 0 &&
+  if ((r->kind == SourceType::timer || r->kind == SourceType::user) && r->extras == nullptr && r->running == 0 &&
       !r->on_pending_list && r->queue.empty()) {
     retire(r);
     return {};

@@ -99,7 +99,7 @@ struct Registration {
   std::uint32_t blocked = 0;       // inline: suspensions refused
   Priority priority = Priority::normal;
   Priority pending_top = Priority::idle;  // highest priority queued (valid while the queue is not empty)
-  SourceKind kind = SourceKind::timer;
+  SourceType kind = SourceType::timer;
   Executor exec = Executor::fresh_capsule;
   bool in_use = false;
   bool cancelled = false;
@@ -160,8 +160,8 @@ class EventTable final : public EventLayer {
   // arm_kind makes a reserved registration one of `kind` (signal, subsystem_error), activated
   // by activate_kind; activate_kind refuses an id of another kind (errc::invalid_argument).
   // Both in sources/signal.cpp.
-  EventId arm_kind(Registration* registration, const HandlerOps* ops, SourceKind kind) noexcept;
-  Result<void> activate_kind(EventId id, SourceKind kind, Payload& payload) noexcept;
+  EventId arm_kind(Registration* registration, const HandlerOps* ops, SourceType kind) noexcept;
+  Result<void> activate_kind(EventId id, SourceType kind, Payload& payload) noexcept;
   // The core's signal and subsystem-error readers (sources/signal.cpp, sources/error_event.cpp),
   // made by the first on_signal / on_error that needs them and freed with the table. Other cores
   // read them.
@@ -182,11 +182,15 @@ class EventTable final : public EventLayer {
   }
   // The rest of the scheduler's EventLayer interface (runtime_events.cpp).
   void release_task(TaskState* task) noexcept override;
-  void note_cq_overflow(std::uint64_t total) noexcept override;
+  void raise_error(Subsystem subsystem, int error, std::uint64_t count) noexcept override;
   ArenaConfig arena_config(const ArenaConfig& config) override;
   void add_metrics(CoreMetrics& metrics) const noexcept override;
   // note_inline_block / in_inline_handler: the dispatcher's (Dispatcher::note_inline_block).
   bool note_inline_block() noexcept override { return dispatcher_.note_inline_block(); }
+  void hold_input(int fd) noexcept override { sources_.hold_output(fd); }
+  void note_accept_backoff(int error) noexcept override { sources_.note_accept_backoff(error); }
+  void release_input(int fd) noexcept override { sources_.release_output(fd); }
+  void end_input(int fd) noexcept override { sources_.end_input(fd); }
   bool in_inline_handler() const noexcept override { return dispatcher_.in_inline_handler(); }
   // cancel_group cancels every registration of `group` on this core (EventGroup::cancel) and
   // returns how many (event_table.cpp).
@@ -234,7 +238,7 @@ class EventTable final : public EventLayer {
   // over tells whether a registration's source will not activate it again: a one-shot timer
   // that fired, a socket source that ended.
   bool over(const Registration* r) const noexcept {
-    if (r->kind == SourceKind::timer) return r->period == Duration::zero() && !r->timer.node.armed();
+    if (r->kind == SourceType::timer) return r->period == Duration::zero() && !r->timer.node.armed();
     if (is_socket_source(r->kind)) return r->source == nullptr || r->source->ended;
     return false;  // triggered: user events, topics, signals, subsystem errors
   }
@@ -266,11 +270,9 @@ void free_error_port(ErrorPort* port) noexcept;
 // accepted for a handler that never took it (it threw, or the activation was dropped).
 void release_payload(const Registration* registration, Payload& payload) noexcept;
 
-// source_type is the public name of a kind of source (EventInfo::source, Policy).
-SourceType source_type(SourceKind kind) noexcept;
 
 // source_name names a kind of source for messages.
-const char* source_name(SourceKind kind) noexcept;
+const char* source_name(SourceType kind) noexcept;
 
 // event_table is `core`'s table: the event layer the runtime installs on every core.
 inline EventTable* event_table(Core* core) noexcept { return static_cast<EventTable*>(core->events()); }

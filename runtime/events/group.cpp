@@ -32,8 +32,8 @@ void group_release(GroupState* group) noexcept {
   if (group != nullptr && group->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete group;
 }
 
-bool Limits::allows(SourceKind kind, Executor exec) const noexcept {
-  return policy.allows(source_type(kind)) && policy.allows(exec);
+bool Limits::allows(SourceType kind, Executor exec) const noexcept {
+  return policy.allows(kind) && policy.allows(exec);
 }
 
 // ---- registrations ---------------------------------------------------------------------

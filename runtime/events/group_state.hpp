@@ -27,7 +27,7 @@ struct Limits {
   std::atomic<std::uint32_t> capsules{0};
 
   // allows tells whether a registration of `kind` run by `exec` is allowed.
-  bool allows(SourceKind kind, Executor exec) const noexcept;
+  bool allows(SourceType kind, Executor exec) const noexcept;
 
   // take counts one more in `counter` unless that would pass `max` (0: no limit).
   static bool take(std::atomic<std::uint32_t>& counter, std::uint32_t max) noexcept {

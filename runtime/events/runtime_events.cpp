@@ -21,8 +21,8 @@ std::unique_ptr<EventLayers> make_runtime_events(const Config& config) { return 
 
 void EventTable::release_task(TaskState* task) noexcept { detail::release_task(core_.runtime(), task); }
 
-void EventTable::note_cq_overflow(std::uint64_t total) noexcept {
-  raise_subsystem_error(core_, Subsystem::completion_queue, EOVERFLOW, total);
+void EventTable::raise_error(Subsystem subsystem, int error, std::uint64_t count) noexcept {
+  raise_subsystem_error(core_, subsystem, error, count);
 }
 
 void EventTable::add_metrics(CoreMetrics& metrics) const noexcept {

@@ -8,6 +8,8 @@
 #include "runtime/events/sources/error_event.hpp"
 #include "runtime/events/event_table.hpp"
 #include "runtime/events/socket_sources.hpp"
+
+#include "io/accept_backoff.hpp"
 #include "runtime/sched/runtime_impl.hpp"
 
 #include <aem/net/events.hpp>
@@ -23,17 +25,12 @@
 namespace aem::detail {
 namespace {
 
-constexpr Duration kFirstBackoff = std::chrono::milliseconds(1);
-constexpr Duration kMaxBackoff = std::chrono::milliseconds(128);
 constexpr std::uint16_t kBufferGroup = 0;
 constexpr std::size_t kSourceChunk = 256;
 
 // Receives up to this size are copied into a right-sized block and the ring buffer is reused
 // at once; larger ones hand the ring buffer itself to the handler.
 std::size_t copy_limit(std::size_t buffer_size) noexcept { return buffer_size / 4; }
-
-// fd_exhausted: the errors after which accepting again at once would only spin.
-bool fd_exhausted(int error) noexcept { return error == EMFILE || error == ENFILE || error == ENOMEM || error == ENOBUFS; }
 
 // transient: accept(2) lists these as errors of the one connection, not of the listener.
 bool transient_accept_error(int error) noexcept {
@@ -102,17 +99,69 @@ Source* SocketSources::new_source(const SourceSpec& spec) noexcept {
   s->first = nullptr;
   s->attached = s->throttled = 0;
   s->period = Duration::zero();
-  s->op_in_flight = s->backing_off = s->on_rearm_list = s->ended = s->indexed = false;
+  s->op_in_flight = s->backing_off = s->on_rearm_list = s->ended = s->indexed = s->output_held = false;
   s->pausing = s->dispatching = s->needs_sweep = false;
   return s;
 }
 
-Source* SocketSources::find_source(int fd, SourceKind kind, std::uint32_t events) noexcept {
+Source* SocketSources::find_source(int fd, SourceType kind, std::uint32_t events) noexcept {
   if (static_cast<std::size_t>(fd) >= by_fd_.size()) return nullptr;
   for (Source* s = by_fd_[static_cast<std::size_t>(fd)]; s != nullptr; s = s->next_on_fd) {
     if (s->kind == kind && s->events == events) return s;
   }
   return nullptr;
+}
+
+void SocketSources::note_accept_backoff(int error) noexcept {
+  ++counters_.accept_backoffs;
+  raise_subsystem_error(core_, Subsystem::accept, error, counters_.accept_backoffs);
+}
+
+void SocketSources::hold_output(int fd) noexcept {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= by_fd_.size()) return;
+  for (Source* s = by_fd_[static_cast<std::size_t>(fd)]; s != nullptr;) {
+    Source* next = s->next_on_fd;  // read first: pausing may end the source
+    if (s->kind == SourceType::data && !s->output_held) {
+      s->output_held = true;
+      hold(s);
+    }
+    s = next;
+  }
+}
+
+void SocketSources::release_output(int fd) noexcept {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= by_fd_.size()) return;
+  for (Source* s = by_fd_[static_cast<std::size_t>(fd)]; s != nullptr;) {
+    Source* next = s->next_on_fd;
+    if (s->kind == SourceType::data && s->output_held) {
+      s->output_held = false;
+      release(s);
+    }
+    s = next;
+  }
+}
+
+void SocketSources::end_input(int fd) noexcept {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= by_fd_.size()) return;
+  for (Source* s = by_fd_[static_cast<std::size_t>(fd)]; s != nullptr;) {
+    Source* next = s->next_on_fd;  // read first: ending unindexes the source
+    if (s->kind == SourceType::data && !s->ended) {
+      if (s->output_held) {
+        s->output_held = false;
+        --s->throttled;
+      }
+      end_source(s);
+      if (s->op_in_flight) core_.backend().cancel(&s->op.completion);
+      // As at a completion that ends the source: registrations with nothing left to deliver
+      // are over now, the others when their queue is delivered.
+      for (Registration* r = s->first; r != nullptr;) {
+        Registration* after = r->next_in_source;
+        table_.maybe_retire(r);  // may unlink r (and free s once the last goes)
+        r = after;
+      }
+    }
+    s = next;
+  }
 }
 
 void SocketSources::index_source(Source* s) noexcept {
@@ -194,11 +243,11 @@ void SocketSources::sweep(Source* s) noexcept {
 }
 
 Result<void> SocketSources::attach(Registration* r, const SourceSpec& spec) noexcept {
-  if (spec.kind == SourceKind::data) {
+  if (spec.kind == SourceType::data) {
     if (Result<void> ring = ensure_buffer_ring(); !ring) return ring.error();
   }
   // An accepted connection can have one owner only: accept registrations never share.
-  Source* s = spec.kind != SourceKind::accept ? find_source(spec.fd, spec.kind, spec.events) : nullptr;
+  Source* s = spec.kind != SourceType::accept ? find_source(spec.fd, spec.kind, spec.events) : nullptr;
   const bool fresh = s == nullptr;
   if (fresh) {
     s = new_source(spec);
@@ -210,7 +259,7 @@ Result<void> SocketSources::attach(Registration* r, const SourceSpec& spec) noex
   s->first = r;
   ++s->attached;
   if (fresh) {
-    if (spec.kind != SourceKind::accept) index_source(s);
+    if (spec.kind != SourceType::accept) index_source(s);
     submit_source(s);
   }
   return {};
@@ -222,19 +271,19 @@ void SocketSources::submit_source(Source* s) noexcept {
   IoRequest request;
   request.fd = s->fd;
   switch (s->kind) {
-    case SourceKind::accept:
+    case SourceType::accept:
       request.opcode = IoOpcode::accept_multishot;
       request.flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
       break;
-    case SourceKind::data:
+    case SourceType::data:
       request.opcode = IoOpcode::recv_multishot;
       request.buffer_group = kBufferGroup;
       break;
-    case SourceKind::hangup:
+    case SourceType::close:
       request.opcode = IoOpcode::poll;
       request.flags = POLLRDHUP;  // POLLHUP and POLLERR are always reported
       break;
-    case SourceKind::state:
+    case SourceType::state:
       request.opcode = IoOpcode::poll_multishot;
       request.flags = s->events;
       break;
@@ -338,10 +387,10 @@ void SocketSources::fan_out(Source* s, Payload& payload) noexcept {
 void SocketSources::source_completed(Source* s, int result, std::uint32_t flags) noexcept {
   const bool more = (flags & kCompletionMore) != 0;
   switch (s->kind) {
-    case SourceKind::accept: accept_completed(s, result, more); break;
-    case SourceKind::data: data_completed(s, result, flags); break;
-    case SourceKind::hangup:
-    case SourceKind::state: poll_completed(s, result, more); break;
+    case SourceType::accept: accept_completed(s, result, more); break;
+    case SourceType::data: data_completed(s, result, flags); break;
+    case SourceType::close:
+    case SourceType::state: poll_completed(s, result, more); break;
     default: break;  // not a socket source (is_socket_source): attach never makes one
   }
 }
@@ -363,9 +412,8 @@ void SocketSources::accept_completed(Source* s, int result, bool more) noexcept 
     // registration, and resume after a back-off that grows while the shortage lasts.
     if (!s->backing_off) {
       s->backing_off = true;
-      ++counters_.accept_backoffs;
-      raise_subsystem_error(core_, Subsystem::accept, -result, counters_.accept_backoffs);
-      s->period = std::min(kMaxBackoff, s->period == Duration::zero() ? kFirstBackoff : s->period * 2);
+      note_accept_backoff(-result);
+      s->period = next_accept_backoff(s->period);
       Payload payload;
       payload.kind = PayloadKind::error;
       payload.error = -result;
@@ -460,7 +508,7 @@ void SocketSources::poll_completed(Source* s, int result, bool more) noexcept {
     payload.value = result;
     if ((result & POLLERR) != 0) payload.error = socket_error(s->fd);
     // A hang-up registration fires once; a state registration ends with the socket.
-    if (s->kind == SourceKind::hangup || (result & (POLLHUP | POLLERR)) != 0) end_source(s);
+    if (s->kind == SourceType::close || (result & (POLLHUP | POLLERR)) != 0) end_source(s);
   }
   fan_out(s, payload);
   if (s->ended) {

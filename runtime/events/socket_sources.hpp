@@ -33,9 +33,9 @@ struct Source;
 // is_socket_source tells whether registrations of `kind` are activated by a socket Source (an
 // operation on an fd): accept, data, hang-up and state. Their events wait in the kernel (or the
 // socket) while the source is paused; the other kinds (timers, triggered events) cannot wait.
-constexpr bool is_socket_source(SourceKind kind) noexcept {
-  return kind == SourceKind::accept || kind == SourceKind::data || kind == SourceKind::hangup ||
-         kind == SourceKind::state;
+constexpr bool is_socket_source(SourceType kind) noexcept {
+  return kind == SourceType::accept || kind == SourceType::data || kind == SourceType::close ||
+         kind == SourceType::state;
 }
 
 // SourceOp is the completion record of a source's in-flight operation.
@@ -58,7 +58,7 @@ struct Source {
   std::uint32_t events = 0;
   std::uint32_t attached = 0;   // registrations attached (detached ones not counted)
   std::uint32_t throttled = 0;  // of which at their queue bound
-  SourceKind kind = SourceKind::accept;
+  SourceType kind = SourceType::accept;
   bool in_use = false;
   bool op_in_flight = false;
   bool backing_off = false;    // accept: waiting for fds to free up
@@ -68,6 +68,7 @@ struct Source {
   bool pausing = false;        // a cancel for throttling is on its way
   bool dispatching = false;    // its completion is being handled: detached ones stay linked
   bool needs_sweep = false;
+  bool output_held = false;    // data: the fd's send queue is over its bound (one of `throttled`)
 };
 
 // SocketCounters are a core's socket-source events worth telling apart.
@@ -100,6 +101,16 @@ class SocketSources {
   void release(Source* source) noexcept {
     if (--source->throttled == 0) resume_source(source);
   }
+  // hold_output / release_output: the send queue of `fd` on this core passed its bound /
+  // drained to half of it (EventLayer::hold_input / release_input): every data source of `fd`
+  // counts one hold more / less, once.
+  void hold_output(int fd) noexcept;
+  // note_accept_backoff counts an accept's pause for want of descriptors or memory and raises
+  // it as a Subsystem::accept error (the accept sources' own back-off, and a blocking accept's).
+  void note_accept_backoff(int error) noexcept;
+  void release_output(int fd) noexcept;
+  // end_input ends the data sources of `fd` (EventLayer::end_input).
+  void end_input(int fd) noexcept;
   // has_starved / rearm_starved: receives waiting for buffers (the table's run_deferred).
   bool has_starved() const noexcept { return rearm_head_ != nullptr; }
   void rearm_starved() noexcept;
@@ -112,7 +123,7 @@ class SocketSources {
  private:
   static void on_backoff_end(CoreTimer* timer) noexcept;
   static void on_source_complete(Completion* completion, int result, std::uint32_t flags) noexcept;
-  Source* find_source(int fd, SourceKind kind, std::uint32_t events) noexcept;
+  Source* find_source(int fd, SourceType kind, std::uint32_t events) noexcept;
   Source* new_source(const SourceSpec& spec) noexcept;
   void index_source(Source* source) noexcept;
   void unindex_source(Source* source) noexcept;

@@ -1,5 +1,7 @@
 #include "runtime/fiber/stack.hpp"
 
+#include <aem/detail/fault_injection.hpp>
+
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -81,7 +83,10 @@ Result<StackMapping> map_guarded_stack(std::size_t stack_size, std::size_t reser
   m.usable_size = round_up(stack_size, page);
   const std::size_t top = round_up(reserve, 64);
   m.total = round_up(page + m.usable_size + top, page);
-  void* base = ::mmap(nullptr, m.total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // An injected failure (tests) is the mmap's ENOMEM at vm.max_map_count.
+  void* base = faults::hit(faults::Site::stack_map)
+                   ? (errno = ENOMEM, MAP_FAILED)
+                   : ::mmap(nullptr, m.total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) return errno == ENOMEM ? make_error_code(errc::map_count_limit) : errno_code(errno);
   if (::mprotect(base, page, PROT_NONE) != 0) {
     // Splitting the mapping needs a second map entry: ENOMEM here is vm.max_map_count.

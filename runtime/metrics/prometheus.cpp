@@ -45,6 +45,8 @@ constexpr Family kFamilies[] = {
      &CoreMetrics::accept_backoffs, nullptr, false},
     {"aem_receive_starvations_total", "counter", "Receives paused for want of receive buffers.",
      &CoreMetrics::receive_starvations, nullptr, false},
+    {"aem_capsule_pool_shortfalls_total", "counter", "Capsule pool growths that could not map every stack wanted.",
+     &CoreMetrics::capsule_pool_shortfalls, nullptr, false},
     {"aem_ready_capsules", "gauge", "Capsules in the ready queue, by priority.", nullptr, &CoreMetrics::ready_capsules,
      false},
     {"aem_pending_activations", "gauge", "Activations queued in registrations and not started, by priority.", nullptr,

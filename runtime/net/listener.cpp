@@ -1,9 +1,15 @@
 // listener.cpp — ListenerSocket: bind + listen, and accept, for TCP and Unix listeners.
+#include "io/accept_backoff.hpp"
 #include "runtime/net/socket_io.hpp"
+#include "runtime/sched/core.hpp"
+
+#include <aem/capsule.hpp>
 
 #include <aem/net/listener.hpp>
 
 #include <sys/socket.h>
+
+#include <algorithm>
 
 namespace aem {
 
@@ -25,6 +31,22 @@ Result<int> ListenerSocket::accept_fd(Deadline deadline, SocketAddress* peer) {
   request.address = reinterpret_cast<sockaddr*>(&storage);
   request.address_length = &length;
   Result<int> fd = detail::socket_perform(shared_fd(), request, deadline);
+  // Out of descriptors or memory: pause and try again (as on_accept does) instead of handing
+  // the shortage to an accept loop that would spin on it or give up for good. Each pause is
+  // counted (CoreMetrics::accept_backoffs) and raised as an on_error event.
+  Duration pause = Duration::zero();
+  while (!fd && fd.error().category() == std::generic_category() && detail::fd_exhausted(fd.error().value())) {
+    detail::Core* core = detail::Core::current_core();
+    if (core == nullptr) break;
+    if (detail::EventLayer* events = core->events()) events->note_accept_backoff(fd.error().value());
+    pause = detail::next_accept_backoff(pause);
+    const TimePoint resume = std::min(Clock::now() + pause, deadline.time_point());
+    this_capsule::sleep_until(resume);
+    if (deadline.expired()) return errc::timed_out;
+    storage = {};
+    length = sizeof storage;
+    fd = detail::socket_perform(shared_fd(), request, deadline);
+  }
   if (fd && peer != nullptr) {
     // An unnamed Unix peer has an address of just the family; from_sockaddr takes that too.
     if (Result<SocketAddress> address = SocketAddress::from_sockaddr(request.address, length)) *peer = *address;

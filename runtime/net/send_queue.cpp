@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <new>
 #include <utility>
@@ -17,9 +18,16 @@ namespace {
 constexpr std::size_t kMaxTransfer = 0x7ffff000;
 constexpr std::size_t kInitialCapacity = 4;
 
+// connection_gone tells whether a send's error means the peer or the network ended the
+// connection (not a half-close of ours, after which reading goes on: EPIPE).
+bool connection_gone(int error) noexcept {
+  return error == ECONNRESET || error == ECONNABORTED || error == ETIMEDOUT || error == EHOSTUNREACH ||
+         error == ENETUNREACH || error == ENETRESET;
+}
+
 }  // namespace
 
-SendQueue::SendQueue(Core* core) noexcept : core_(core) {
+SendQueue::SendQueue(Core* core) noexcept : core_(core), bound_(core->runtime().config().send_queue_bound) {
   op_.completion.complete = &on_complete;
   op_.queue = this;
 }
@@ -65,10 +73,15 @@ Result<void> SendQueue::push(SharedFd& socket, EventData data) noexcept {
     socket_ = &socket;
     fd_ = fd;
   }
+  const std::size_t size = data.size();
   if (!append(std::move(data))) {
     if (!busy_) socket.leave_detached();
     return errc::out_of_memory;
   }
+  queued_bytes_ += size;
+  // Asked on every push past the bound, not once: a receive registered after the first hold
+  // is held as well.
+  if (over_bound()) hold_input();
   if (!busy_) {
     busy_ = true;
     start();
@@ -114,6 +127,11 @@ void SendQueue::completed(int result) noexcept {
   if (result < 0) return fail(result == -ECANCELED ? make_error_code(errc::cancelled) : errno_code(-result));
   // Drop what went out: whole blocks, then a prefix of the next one.
   auto sent = static_cast<std::size_t>(result);
+  queued_bytes_ -= std::min(sent, queued_bytes_);
+  if (drained()) {
+    release_input();
+    wake_writers();
+  }
   while (count_ > 0) {
     const std::size_t left = at(0).size() - offset_;
     if (sent < left) {
@@ -135,16 +153,26 @@ void SendQueue::completed(int result) noexcept {
 
 void SendQueue::fail(std::error_code error) noexcept {
   if (!error_) error_ = error;
+  // A reset connection is over for reading too, and the receive may not learn it: this send
+  // has taken the socket's error, so a receive started after it can wait for ever.
+  if (fd_ >= 0 && error.category() == std::generic_category() && connection_gone(error.value())) {
+    if (EventLayer* events = core_->events()) events->end_input(fd_);
+  }
   while (count_ > 0) {
     at(0).reset();
     head_ = (head_ + 1) & (capacity_ - 1);
     --count_;
   }
   offset_ = 0;
+  queued_bytes_ = 0;
   go_idle();
 }
 
 void SendQueue::go_idle() noexcept {
+  // The input goes on before anything else: after a failure (a reset peer) the receive must
+  // run again to see the reset and end the connection's registrations.
+  release_input();
+  wake_writers();
   busy_ = false;
   if (orphan_) {
     ::close(fd_);
@@ -155,6 +183,35 @@ void SendQueue::go_idle() noexcept {
   fd_ = -1;
   // Flushers are on this core and resume only after this returns, so none unlinks meanwhile.
   while (Waiter* waiter = flushers_.pop_front()) (void)waiter->notify();
+}
+
+void SendQueue::hold_input() noexcept {
+  if (held_fd_ >= 0 || fd_ < 0) return;
+  held_fd_ = fd_;
+  if (EventLayer* events = core_->events()) events->hold_input(held_fd_);
+}
+
+void SendQueue::release_input() noexcept {
+  if (held_fd_ < 0) return;
+  if (EventLayer* events = core_->events()) events->release_input(held_fd_);
+  held_fd_ = -1;
+}
+
+void SendQueue::wake_writers() noexcept {
+  // Writers are on this core and resume only after this returns, so none unlinks meanwhile.
+  while (Waiter* waiter = writers_.pop_front()) (void)waiter->notify();
+}
+
+void SendQueue::wait_room() {
+  Core* core = Core::current_core();
+  if (core != core_ || core->current() == nullptr) return;
+  while (busy_ && over_bound() && !error_) {
+    Waiter waiter;
+    writers_.push_back(&waiter);
+    const WakeReason reason = waiter.wait(Deadline::never());
+    writers_.remove(&waiter);
+    if (reason == WakeReason::interrupted) throw_forced_unwind();
+  }
 }
 
 Result<void> SendQueue::flush(Deadline deadline) {

@@ -8,6 +8,11 @@
 // (enter_detached), so close() defers ::close until it ends and shuts the socket down to end it
 // soon. When the stream is destroyed with bytes still queued, the queue takes the descriptor
 // over (orphan) and closes it, and frees itself, once they are sent or have failed.
+//
+// Backpressure: past Config::send_queue_bound queued bytes the queue holds the input of its
+// descriptor on its core (EventLayer::hold_input: the fd's receives pause, the peer's bytes wait
+// in the kernel) and a capsule that sends waits for room (wait_room); both end when the queue
+// has drained to half the bound, or failed.
 #pragma once
 
 #include "io/backend.hpp"
@@ -43,6 +48,14 @@ class SendQueue {
   // (closed), errc::out_of_memory. Call on the queue's core.
   Result<void> push(SharedFd& socket, EventData data) noexcept;
 
+  // wait_room suspends the calling capsule while the queue holds more than its bound, until
+  // it has drained to half of it, failed or gone idle. Called before a push: one block is
+  // always taken at once, so a single large send never waits, and a capsule that keeps sending
+  // holds at most the bound plus its last block. Returns at once outside a capsule (an
+  // inline handler: the held input is its backpressure). Throws ForcedUnwind at a shutdown.
+  // Call on the queue's core.
+  void wait_room();
+
   // flush suspends the calling capsule until the queue is empty; returns the sticky error if a
   // send failed. Errors besides: errc::timed_out, errc::not_in_capsule, errc::invalid_argument
   // (another core). Call from a capsule on the queue's core.
@@ -75,6 +88,13 @@ class SendQueue {
   void completed(int result) noexcept;
   void fail(std::error_code error) noexcept;
   void go_idle() noexcept;
+  // over_bound: more queued than the bound allows; drained: down to half of it (or no bound).
+  bool over_bound() const noexcept { return bound_ != 0 && queued_bytes_ > bound_; }
+  bool drained() const noexcept { return bound_ == 0 || queued_bytes_ <= bound_ / 2; }
+  // hold_input / release_input hold and release the input of fd_ (once each).
+  void hold_input() noexcept;
+  void release_input() noexcept;
+  void wake_writers() noexcept;
   bool append(EventData&& data) noexcept;
   EventData& at(std::size_t i) noexcept { return items_[(head_ + i) & (capacity_ - 1)]; }
 
@@ -95,6 +115,10 @@ class SendQueue {
   iovec iov_[kMaxGather] = {};
   msghdr message_ = {};
   WaitList flushers_;
+  WaitList writers_;             // capsules in wait_room
+  std::size_t bound_ = 0;        // Config::send_queue_bound
+  std::size_t queued_bytes_ = 0; // not yet sent
+  int held_fd_ = -1;             // the descriptor whose input is held, or -1
 };
 
 }  // namespace aem::detail

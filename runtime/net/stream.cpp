@@ -93,6 +93,8 @@ Result<void> StreamSocket::send(EventData data) {
     Result<detail::SendQueue*> created = detail::SendQueue::create();
     if (!created) return created.error();
     sends_ = *created;
+  } else {
+    sends_->wait_room();  // a capsule sending into a full queue waits for the peer (backpressure)
   }
   return sends_->push(shared_fd(), std::move(data));
 }

@@ -21,7 +21,7 @@ Core::Core(RuntimeImpl& runtime, unsigned index) noexcept
 Core::~Core() { teardown(); }
 
 void Core::note_cq_overflow(void* core, std::uint64_t total) noexcept {
-  static_cast<Core*>(core)->events_->note_cq_overflow(total);
+  static_cast<Core*>(core)->events_->raise_error(Subsystem::completion_queue, EOVERFLOW, total);
 }
 
 const GuardWatch* Core::running_guard() noexcept {
@@ -105,8 +105,14 @@ Result<void> Core::grow_pool(std::size_t count) noexcept {
 Result<void> Core::refill_pool() noexcept {
   if (capsules_ >= config_.max_capsules) return make_error_code(errc::resource_limit);
   const std::size_t want = std::min(std::max<std::size_t>(capsules_, 16), config_.max_capsules - capsules_);
-  // A partial growth still serves this spawn.
-  if (Result<void> grown = grow_pool(want); !grown && pool_ == nullptr) return grown.error();
+  Result<void> grown = grow_pool(want);
+  if (!grown) {
+    // Counted and reported even when a partial growth still serves this spawn: a pool that
+    // cannot grow is the first sign of vm.max_map_count or memory running out.
+    ++pool_shortfalls_;
+    events_->raise_error(Subsystem::capsule_pool, ENOMEM, pool_shortfalls_);
+    if (pool_ == nullptr) return grown.error();
+  }
   return {};
 }
 

@@ -319,6 +319,7 @@ class Core {
   CapsuleControl* pool_ = nullptr;
   CapsuleControl* all_ = nullptr;
   std::size_t capsules_ = 0;
+  std::uint64_t pool_shortfalls_ = 0;  // pool growths that mapped fewer stacks than wanted
   std::unique_ptr<Backend> backend_;
   std::optional<TimerWheel> wheel_;  // in place: the switch path asks whether it is empty
   std::unique_ptr<EventLayer> events_;

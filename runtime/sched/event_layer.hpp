@@ -6,6 +6,7 @@
 #pragma once
 
 #include <aem/arena.hpp>
+#include <aem/error_event.hpp>
 #include <aem/metrics.hpp>
 
 #include <cstdint>
@@ -36,10 +37,26 @@ class EventLayer {
   // note_inline_block tells whether the dispatcher runs an inline handler now, counting one
   // refused suspension if so. Called by the blocking calls when they find no capsule.
   virtual bool note_inline_block() noexcept = 0;
+  // hold_input / release_input: the output queued for descriptor `fd` on this core passed its
+  // bound / drained to half of it. While held, the data sources of `fd` pause their receive
+  // (the bytes wait in the kernel). Each is idempotent: a second hold, or a release of a fd that
+  // is not held (its source ended meanwhile), does nothing.
+  virtual void hold_input(int fd) noexcept = 0;
+  virtual void release_input(int fd) noexcept = 0;
+  // end_input ends the data sources of `fd` on this core: a send on it failed in a way that
+  // ends the connection (the peer reset it), so its registrations end once their queued
+  // activations are delivered. A receive started after the failure need not see the reset:
+  // the failed send may have taken the socket's error.
+  virtual void end_input(int fd) noexcept = 0;
+  // note_accept_backoff counts a pause of a blocking-style accept that ran out of descriptors
+  // or memory (`error`: EMFILE, ENFILE, ENOMEM or ENOBUFS) and reports it as an on_error event,
+  // as the event layer's own accepts do.
+  virtual void note_accept_backoff(int error) noexcept = 0;
   // release_task gives back what a finishing task holds beyond its capsule (policy counts).
   virtual void release_task(TaskState* task) noexcept = 0;
-  // note_cq_overflow reports that the core's backend dropped completions (`total` so far).
-  virtual void note_cq_overflow(std::uint64_t total) noexcept = 0;
+  // raise_error reports an error of the scheduler's own subsystems (the completion queue, the
+  // capsule pool) as an on_error event: `error` an errno, `count` the core's running count.
+  virtual void raise_error(Subsystem subsystem, int error, std::uint64_t count) noexcept = 0;
   // add_metrics fills in the layer's part of the core's snapshot (pending activations, socket
   // counters).
   virtual void add_metrics(CoreMetrics& metrics) const noexcept = 0;

@@ -15,7 +15,7 @@ constexpr std::uint64_t CoreMetrics::* kPublishedFields[] = {
     &CoreMetrics::arena_fallbacks,  &CoreMetrics::accept_backoffs,     &CoreMetrics::receive_starvations,
     &CoreMetrics::capsules_live,    &CoreMetrics::capsules_pooled,     &CoreMetrics::tasks_live,
     &CoreMetrics::arena_bytes_in_use, &CoreMetrics::arena_capacity,    &CoreMetrics::arena_fallback_bytes,
-    &CoreMetrics::receive_buffers,  &CoreMetrics::receive_buffers_missing,
+    &CoreMetrics::receive_buffers,  &CoreMetrics::receive_buffers_missing, &CoreMetrics::capsule_pool_shortfalls,
 };
 
 }  // namespace
@@ -60,6 +60,7 @@ CoreMetrics Core::snapshot_metrics() noexcept {
   m.capsules_pooled = pooled;
   m.capsules_live = capsules_ - pooled;
   m.capsules_spawned = next_sequence_ - 1;
+  m.capsule_pool_shortfalls = pool_shortfalls_;
   m.tasks_live = static_cast<std::uint64_t>(std::max<std::int64_t>(live_.load(std::memory_order_relaxed), 0));
   if (backend_) {
     const BackendStats backend = backend_->stats();

@@ -57,7 +57,7 @@ class MetricsCell {
  private:
   enum Counter : unsigned { kPriorityBoosts, kLoopTurns, kIdleNs, kSpinNs, kCounters };
   enum PerLevel : unsigned { kActivations, kDeliveries, kLost, kPending, kPerLevel };
-  static constexpr unsigned kPublished = 14;  // the fields of metrics_cell.cpp's kPublishedFields
+  static constexpr unsigned kPublished = 15;  // the fields of metrics_cell.cpp's kPublishedFields
 
   static unsigned level(Priority p) noexcept { return static_cast<unsigned>(p) & (kPriorityLevels - 1); }
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {

@@ -5,6 +5,7 @@
 
 #include <aem/event_data.hpp>
 #include <aem/event_id.hpp>
+#include <aem/source_type.hpp>
 #include <aem/executor.hpp>
 #include <aem/export.hpp>
 #include <aem/priority.hpp>
@@ -76,22 +77,9 @@ inline constexpr HandlerOps handler_ops{
     Invoke::signature,
 };
 
-// SourceKind names what activates a registration.
-enum class SourceKind : std::uint8_t {
-  timer,
-  accept,  // multishot accept: payload.value = the new socket
-  data,    // multishot receive into the core's buffer ring: payload.data
-  hangup,  // one poll for POLLRDHUP/POLLHUP/POLLERR: payload.value = revents, payload.error
-  state,   // multishot poll: payload.value = revents
-  user,    // aem::trigger: payload.data
-  topic,   // aem::publish: payload.data or payload.shared, and payload.topic (the name)
-  signal,  // aem::on_signal: payload.value = signo, payload.data = the SignalInfo
-  subsystem_error,  // aem::on_error: the error packed into value, error and lost
-};
-
 // SourceSpec describes a socket source to arm.
 struct SourceSpec {
-  SourceKind kind = SourceKind::accept;
+  SourceType kind = SourceType::accept;
   int fd = -1;
   std::uint32_t events = 0;  // poll mask (state)
 };
@@ -103,7 +91,7 @@ struct RegistrationOptions {
   std::uint32_t queue_bound = kDefaultQueueBound;  // >= 1
   std::function<void(Lost)> on_lost{};             // optional
   std::function<void(std::error_code)> on_error{};  // optional: errors the source reports
-  SourceKind kind = SourceKind::timer;              // the source it will be armed with (Policy)
+  SourceType kind = SourceType::timer;              // the source it will be armed with (Policy)
   // internal: the runtime's own registration (a core's signal or error reader), shared by all
   // groups: in no group, not subject to Policy, not counted against it.
   bool internal = false;

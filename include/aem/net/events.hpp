@@ -49,7 +49,9 @@ struct SocketEventOptions {
   Executor exec = Executor::fresh_capsule;
   // queue_bound: activations kept waiting (disabled, keepalive capsule busy, no capsule free).
   // At the bound the source pauses — the bytes or connections wait in the kernel — and resumes
-  // when the queue has drained to half of it: nothing is lost.
+  // when the queue has drained to half of it: nothing is lost. The same pause holds a data
+  // source while its stream's send() queue is past Config::send_queue_bound (a peer that sends
+  // but does not read): the handler's answers are the other half of the connection's memory.
   std::uint32_t queue_bound = kDefaultQueueBound;
 };
 
@@ -100,7 +102,7 @@ template <typename Invoke, typename Listener, typename F>
 Result<EventId> register_accept(const Listener& listener, F&& handler, AcceptOptions options) {
   static_assert(Invoke::template accepts<std::decay_t<F>>, "an accept handler is called with the new stream");
   RegistrationOptions reg{options.priority, options.exec, options.queue_bound, {}, std::move(options.on_error)};
-  return register_socket<Invoke>(std::forward<F>(handler), std::move(reg), {SourceKind::accept, listener.fd(), 0});
+  return register_socket<Invoke>(std::forward<F>(handler), std::move(reg), {SourceType::accept, listener.fd(), 0});
 }
 
 }  // namespace detail
@@ -139,7 +141,7 @@ Result<EventId> on_data(const StreamSocket& stream, F&& handler, SocketEventOpti
   static_assert(std::is_invocable_v<std::decay_t<F>&, EventData> || std::is_invocable_v<std::decay_t<F>&, SharedEventData>,
                 "a data handler is called with EventData or SharedEventData");
   return detail::register_socket<detail::InvokeBytes>(std::forward<F>(handler), detail::socket_options(options),
-                                                      {detail::SourceKind::data, stream.fd(), 0});
+                                                      {SourceType::data, stream.fd(), 0});
 }
 
 // on_close runs `handler(std::error_code)` once, when the peer hangs up (an empty code: it shut
@@ -150,7 +152,7 @@ template <typename F>
 Result<EventId> on_close(const Socket& socket, F&& handler, SocketEventOptions options = {}) {
   static_assert(std::is_invocable_v<std::decay_t<F>&, std::error_code>, "a close handler is called with an error_code");
   return detail::register_socket<detail::InvokeClose>(std::forward<F>(handler), detail::socket_options(options),
-                                                      {detail::SourceKind::hangup, socket.fd(), 0});
+                                                      {SourceType::close, socket.fd(), 0});
 }
 
 // on_state runs `handler(SocketState)` each time `socket` becomes ready for one of `events`
@@ -161,7 +163,7 @@ template <typename F>
 Result<EventId> on_state(const Socket& socket, std::uint32_t events, F&& handler, SocketEventOptions options = {}) {
   static_assert(std::is_invocable_v<std::decay_t<F>&, SocketState>, "a state handler is called with SocketState");
   return detail::register_socket<detail::InvokeState>(std::forward<F>(handler), detail::socket_options(options),
-                                                      {detail::SourceKind::state, socket.fd(), events});
+                                                      {SourceType::state, socket.fd(), events});
 }
 
 }  // namespace aem

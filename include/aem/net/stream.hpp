@@ -59,12 +59,17 @@ class AEM_EXPORT StreamSocket : public Socket {
   // Call from a capsule.
   Result<std::size_t> writev(std::span<const iovec> buffers, Deadline deadline = {});
 
-  // send queues `data` to be written after everything sent before it and returns at once,
-  // without suspending: the stream sends it from its core in the background, as a gathered
+  // send queues `data` to be written after everything sent before it and returns at once
+  // (unless the queue is past its bound, see Backpressure): the stream sends it from its core in the background, as a gathered
   // write when several blocks wait, and frees each block when it is out. Meant for handlers
   // that answer and return (on_data with Executor::keepalive): the handler's capsule goes back
   // to the pool instead of waiting for the write. Call on a core (a capsule, or a handler),
   // always the same one for a stream: the core of its first send().
+  // Backpressure: past Config::send_queue_bound queued bytes (256 KiB by default), the stream's
+  // on_data registrations on the send core pause their receive, and a capsule that calls send()
+  // while the queue is past the bound suspends until it has drained to half the bound, then
+  // queues its bytes (a handler on the dispatcher does not suspend: the paused receive holds
+  // its peer back). One send() is always taken at once, however large.
   // A failed send makes the stream's send error sticky: the bytes still queued are dropped and
   // every later send() (its `data` dropped too) and flush() return that error. Do not mix with
   // write()/write_all()/writev() while sends are queued: their bytes could overtake.

@@ -60,8 +60,12 @@ class AEM_EXPORT TcpListener : public ListenerSocket {
   // (std::errc::address_in_use, std::errc::permission_denied, …).
   static Result<TcpListener> bind(const SocketAddress& address, const BindOptions& options = {});
 
-  // accept waits for the next connection. Call from a capsule. Errors: as StreamSocket's
-  // blocking calls, and the errno of accept4 (std::errc::too_many_files_open, …).
+  // accept waits for the next connection. Call from a capsule. When the process is out of
+  // descriptors or memory (EMFILE, ENFILE, ENOMEM, ENOBUFS) it does not fail: it pauses 1 ms,
+  // doubling up to 128 ms while the shortage lasts, and tries again until the deadline; each
+  // pause is counted in CoreMetrics::accept_backoffs and raised as an on_error event
+  // (Subsystem::accept). Errors: as StreamSocket's blocking calls (errc::timed_out,
+  // errc::cancelled after close()), and the other errors of accept4.
   Result<TcpStream> accept(Deadline deadline = {}) { return accept_as<TcpStream>(deadline, nullptr); }
   // accept also reports the peer's address in `peer`.
   Result<TcpStream> accept(SocketAddress& peer, Deadline deadline = {}) { return accept_as<TcpStream>(deadline, &peer); }

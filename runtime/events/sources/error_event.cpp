@@ -91,6 +91,9 @@ const char* detail_of(Subsystem subsystem, int error) noexcept {
                             : "arena: the region is exhausted; the exhaustion policy served the request";
     case Subsystem::accept: return "accept: out of file descriptors or memory; accepting backs off";
     case Subsystem::completion_queue: return "completion queue: completions waited in the kernel for room";
+    case Subsystem::capsule_pool:
+      return "capsule pool: no stack could be mapped for more capsules (vm.max_map_count or memory); the pool "
+             "grows again at the next spawn that finds it empty";
   }
   return "";
 }
@@ -131,7 +134,7 @@ void drain(ErrorPort& port) noexcept {
       payload.value = static_cast<int>(record.subsystem | (record.core << 8));
       payload.error = record.error;
       payload.lost = static_cast<std::uint32_t>(record.count);  // the rest: from `latest`
-      if (table.activate_kind(port.registrations[i], SourceKind::subsystem_error, payload)) {
+      if (table.activate_kind(port.registrations[i], SourceType::error, payload)) {
         ++i;
       } else {
         port.registrations.erase(port.registrations.begin() + static_cast<std::ptrdiff_t>(i));  // cancelled
@@ -207,7 +210,7 @@ Result<EventId> arm_error(const RegistrationSlot& slot, const HandlerOps* ops) n
   Core& core = *Core::current_core();
   EventTable& table = event_table(core);
   auto* registration = static_cast<Registration*>(slot.registration);
-  const EventId id = table.arm_kind(registration, ops, SourceKind::subsystem_error);
+  const EventId id = table.arm_kind(registration, ops, SourceType::error);
   Result<ErrorPort*> port = make_error_code(errc::out_of_memory);
   try {
     port = port_here(core);

@@ -28,10 +28,10 @@ struct InvokeReader {
 // Call from a capsule or an inline handler. Errors: as registration_reserve and arm_source.
 template <typename R>
 Result<EventId> arm_fd_reader(int fd, R&& reader) {
-  RegistrationOptions options{Priority::critical, Executor::inline_handler, 64, {}, {}, SourceKind::state, true};
+  RegistrationOptions options{Priority::critical, Executor::inline_handler, 64, {}, {}, SourceType::state, true};
   return register_handler<InvokeReader>(std::forward<R>(reader), options,
                                         [fd](const RegistrationSlot& slot, const HandlerOps* ops) {
-                                          return arm_source(slot, ops, SourceSpec{SourceKind::state, fd, POLLIN});
+                                          return arm_source(slot, ops, SourceSpec{SourceType::state, fd, POLLIN});
                                         });
 }
 

@@ -47,13 +47,13 @@ struct SignalPort {
 
 void free_signal_port(SignalPort* port) noexcept { delete port; }
 
-EventId EventTable::arm_kind(Registration* r, const HandlerOps* ops, SourceKind kind) noexcept {
+EventId EventTable::arm_kind(Registration* r, const HandlerOps* ops, SourceType kind) noexcept {
   r->ops = ops;
   r->kind = kind;
   return id_of(r);
 }
 
-Result<void> EventTable::activate_kind(EventId id, SourceKind kind, Payload& payload) noexcept {
+Result<void> EventTable::activate_kind(EventId id, SourceType kind, Payload& payload) noexcept {
   Result<Registration*> found = lookup(id);
   if (!found) return found.error();
   if ((*found)->kind != kind) return make_error_code(errc::invalid_argument);
@@ -111,7 +111,7 @@ void deliver_here(const SignalInfo& info) noexcept {
     } catch (...) {
       // out of memory: the handler gets the signo alone
     }
-    if (table.activate_kind(local.id, SourceKind::signal, payload)) {
+    if (table.activate_kind(local.id, SourceType::signal, payload)) {
       any = true;
       ++i;
     } else {
@@ -269,7 +269,7 @@ Result<void> signal_prepare(int signo) {
 
 Result<EventId> arm_signal(const RegistrationSlot& slot, const HandlerOps* ops, int signo) noexcept {
   EventTable& table = *event_table(Core::current_core());
-  const EventId id = table.arm_kind(static_cast<Registration*>(slot.registration), ops, SourceKind::signal);
+  const EventId id = table.arm_kind(static_cast<Registration*>(slot.registration), ops, SourceType::signal);
   SignalPort* port = table.signal_port().load(std::memory_order_acquire);
   if (port == nullptr || !port->open.load(std::memory_order_acquire)) {
     (void)table.cancel(id);

@@ -147,14 +147,14 @@ Result<SharedEventData> name_block(Core& core, std::string_view topic) {
 
 EventId EventTable::arm_topic(Registration* r, const HandlerOps* ops) noexcept {
   r->ops = ops;
-  r->kind = SourceKind::topic;
+  r->kind = SourceType::topic;
   return id_of(r);
 }
 
 Result<void> EventTable::deliver_topic(EventId id, Payload& payload) noexcept {
   Result<Registration*> found = lookup(id);
   if (!found) return found.error();
-  if ((*found)->kind != SourceKind::topic) return make_error_code(errc::invalid_argument);
+  if ((*found)->kind != SourceType::topic) return make_error_code(errc::invalid_argument);
   dispatcher_.activate(*found, payload);
   return {};
 }

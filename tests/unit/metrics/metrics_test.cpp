@@ -93,6 +93,7 @@ const std::vector<std::pair<std::string, Scalar>> kCounters = {
     {"aem_arena_fallbacks_total", &aem::CoreMetrics::arena_fallbacks},
     {"aem_accept_backoffs_total", &aem::CoreMetrics::accept_backoffs},
     {"aem_receive_starvations_total", &aem::CoreMetrics::receive_starvations},
+    {"aem_capsule_pool_shortfalls_total", &aem::CoreMetrics::capsule_pool_shortfalls},
 };
 // Nanosecond counters, rendered in seconds.
 const std::vector<std::pair<std::string, Scalar>> kSeconds = {
