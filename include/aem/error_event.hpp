@@ -25,6 +25,7 @@ enum class Subsystem : std::uint8_t {
   accept,            // an accepting socket paused: out of fds or memory (EMFILE, ENFILE, ENOMEM, ENOBUFS)
   completion_queue,  // completions had to wait in the kernel for room in a core's io_uring CQ
   capsule_pool,      // a core could not map more capsule stacks (vm.max_map_count or memory: ENOMEM)
+  // (a new subsystem goes last: the runtime sizes its per-subsystem counts by capsule_pool)
 };
 
 // SubsystemError is one error a subsystem reported.

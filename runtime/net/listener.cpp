@@ -35,7 +35,9 @@ Result<int> ListenerSocket::accept_fd(Deadline deadline, SocketAddress* peer) {
   // the shortage to an accept loop that would spin on it or give up for good. Each pause is
   // counted (CoreMetrics::accept_backoffs) and raised as an on_error event.
   Duration pause = Duration::zero();
-  while (!fd && fd.error().category() == std::generic_category() && detail::fd_exhausted(fd.error().value())) {
+  // The category is compared by address, without a member call: UBSan's vptr check probes
+  // memory through a pipe, which fails (and reports a false error) while descriptors are out.
+  while (!fd && &fd.error().category() == &std::generic_category() && detail::fd_exhausted(fd.error().value())) {
     detail::Core* core = detail::Core::current_core();
     if (core == nullptr) break;
     if (detail::EventLayer* events = core->events()) events->note_accept_backoff(fd.error().value());

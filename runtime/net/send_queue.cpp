@@ -155,7 +155,7 @@ void SendQueue::fail(std::error_code error) noexcept {
   if (!error_) error_ = error;
   // A reset connection is over for reading too, and the receive may not learn it: this send
   // has taken the socket's error, so a receive started after it can wait for ever.
-  if (fd_ >= 0 && error.category() == std::generic_category() && connection_gone(error.value())) {
+  if (fd_ >= 0 && &error.category() == &std::generic_category() && connection_gone(error.value())) {
     if (EventLayer* events = core_->events()) events->end_input(fd_);
   }
   while (count_ > 0) {

@@ -31,21 +31,21 @@ namespace aem::detail::faults {
 
 // Site names one kind of operation that can be made to fail; the values are mask bits.
 enum class Site : std::uint32_t {
-  // runtime/fiber/stack.cpp map_guarded_stack: the mmap of a capsule's guarded stack (pool
+  // The mmap of a capsule's guarded stack (pool
   // growth, and the initial pool at a core's start) fails with ENOMEM, reported as
   // errc::map_count_limit.
   stack_map = 1u << 0,
-  // alloc/region.cpp map_region: the mmap of an arena's region or tag table fails with ENOMEM;
+  // The mmap of an arena's region or tag table fails with ENOMEM;
   // the arena's constructor throws std::system_error(ENOMEM), a core's start fails with it.
   arena_region = 1u << 1,
-  // alloc/fallback_heap.cpp FallbackHeap::allocate: the general-heap block an exhausted
+  // The general-heap block an exhausted
   // arena falls back to is refused (nullptr): the allocation fails with errc::out_of_memory.
   fallback_heap = 1u << 2,
-  // io/buffer_ring.cpp: taking a receive buffer from the arena (ring creation, the
+  // Taking a receive buffer from the arena (ring creation, the
   // replacement of a handed-over buffer, a refill) fails with errc::out_of_memory: creation
   // fails, or the slot stays empty until refill() (receives starve, then resume).
   buffer_ring = 1u << 3,
-  // io/uring/uring_backend.cpp UringBackend::sqe: io_uring_get_sqe finds the submission queue
+  // An io_uring submission entry: io_uring_get_sqe finds the submission queue
   // full (nullptr): the backend submits what is queued and takes the entry again.
   sqe = 1u << 4,
 };

@@ -28,7 +28,7 @@
 namespace aem::detail {
 namespace {
 
-constexpr unsigned kSubsystems = 3;
+constexpr unsigned kSubsystems = static_cast<unsigned>(Subsystem::capsule_pool) + 1;  // the last one
 constexpr std::size_t kPortRecords = 64;  // per receiving core: a burst beyond it is coalesced
 
 struct ErrorRecord {
