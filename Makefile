@@ -38,9 +38,9 @@ test-asan: setup
 	  -DAEM_BUILD_BENCH=OFF -DAEM_WERROR=ON $(CMAKE_FLAGS)
 	cmake --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest -j $(JOBS) --output-on-failure --timeout 600 -LE integration
+	  ctest -j $(JOBS) --output-on-failure --timeout 600
 	cd build/asan && AEM_BACKEND=epoll ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest -j $(JOBS) --output-on-failure --timeout 600 -LE integration
+	  ctest -j $(JOBS) --output-on-failure --timeout 600
 
 test-tsan: setup
 	cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAEM_SANITIZE=thread \
@@ -120,7 +120,7 @@ http-vs-nginx: build/release/build.ninja
 # (ENOSYS): every runtime there takes the epoll fallback. On 2 cores: about 6 min of build and
 # 1 min of tests. QEMU_UNIT_EXCLUDE names the test cases that cannot work under qemu-user (the
 # reasons are printed); empty it to run them too.
-QEMU_UNIT_EXCLUDE ?= arena: default configuration is 64 MiB with 64 B blocks, heap zone pre-faulted|backend selection: automatic falls back to epoll where seccomp refuses io_uring_setup|net accept: a blocking accept backs off on EMFILE|idle spin: a core that sleeps longer than the limit stops polling
+QEMU_UNIT_EXCLUDE ?= arena: default configuration is 64 MiB with 64 B blocks, heap zone pre-faulted|backend selection: automatic falls back to epoll where seccomp refuses io_uring_setup|idle spin: a core that sleeps longer than the limit stops polling
 .PHONY: test-aarch64
 test-aarch64:
 	@bash scripts/setup.sh --cross-aarch64
@@ -133,7 +133,6 @@ test-aarch64:
 	  echo "test-aarch64: not run under qemu-user (they cannot work there):"; \
 	  echo "  - arena: default configuration ... pre-faulted: qemu-user accepts madvise(MADV_POPULATE_WRITE) and does nothing, so no page is resident"; \
 	  echo "  - backend selection: ... seccomp refuses io_uring_setup: qemu-user cannot install the test's seccomp filter"; \
-	  echo "  - net accept: ... backs off on EMFILE: under qemu-user the lowered RLIMIT_NOFILE did not make accept4 fail (natively it does, on both backends)"; \
 	  echo "  - idle spin: ... stops polling: it compares sleeps with a 20 us poll window, which emulation stretches past recognition"; \
 	fi
 	cd build/aarch64 && ctest -j $(JOBS) --output-on-failure -L unit $(if $(QEMU_UNIT_EXCLUDE),-E '$(QEMU_UNIT_EXCLUDE)')
