@@ -1,6 +1,7 @@
 // AEM-style socket registrations: on_accept, on_data, on_close, on_state.
 #include "support/child_process.hpp"
 #include "support/cores.hpp"
+#include "support/fd_shortage.hpp"
 #include "support/net_helpers.hpp"
 
 #include <aem/capsule.hpp>
@@ -227,45 +228,12 @@ TEST_CASE("socket events: on_accept backs off on EMFILE and keeps serving") {
       int errors = 0;
       int served = 0;
       int running = 0;  // handlers started and not finished: the locals above outlive them all
-      // The client sockets are made on a plain thread before the limit drops, so they exist;
-      // they connect after it, when the limit leaves the server room for a few accepted ones.
-      std::atomic<bool> created{false};
-      std::atomic<bool> go{false};
-      std::atomic<int> echoed{0};
-      std::atomic<bool> finished{false};
-      std::thread clients([&] {
-        std::vector<int> fds;
-        for (int i = 0; i < kClients; ++i) {
-          int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-          timeval timeout{20, 0};
-          ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-          fds.push_back(fd);
-        }
-        created = true;
-        while (!go) std::this_thread::sleep_for(1ms);
-        for (int fd : fds) (void)::connect(fd, address->data(), address->size());
-        for (int fd : fds) (void)::write(fd, "x", 1);
-        for (int fd : fds) {
-          char c;
-          if (::read(fd, &c, 1) == 1 && c == 'x') ++echoed;
-          ::close(fd);
-        }
-        finished = true;
-      });
-      while (!created) aem::this_capsule::sleep_for(1ms);
-      rlimit original{};
-      ::getrlimit(RLIMIT_NOFILE, &original);
-      // New descriptors take the lowest free numbers below the limit: put the limit just past
-      // the third free number (descriptors above it that exist stay usable).
-      int free_seen = 0;
-      int limit = 0;
-      while (free_seen < 3) {
-        if (::fcntl(limit, F_GETFD) == -1) ++free_seen;
-        ++limit;
-      }
-      rlimit lowered = original;
-      lowered.rlim_cur = static_cast<rlim_t>(limit);
-      if (::setrlimit(RLIMIT_NOFILE, &lowered) != 0) return 12;
+      // The clients are made before the limit drops; they connect after it, when the limit
+      // leaves the server room for a few accepted ones.
+      aem_test::OneByteClients clients(*address, kClients);
+      bool lowered = false;
+      const rlimit original = aem_test::leave_free_descriptors(3, lowered);
+      if (!lowered) return 12;
       // Registered under the lowered limit: io_uring reads the limit when an accept is submitted.
       auto id = aem::on_accept(
           listener,
@@ -283,19 +251,18 @@ TEST_CASE("socket events: on_accept backs off on EMFILE and keeps serving") {
             held.clear();
           }});
       if (!id) return 11;
-      go = true;
+      clients.go();
       // The client thread ends when every connection was echoed or timed out.
-      while (!finished) aem::this_capsule::sleep_for(1ms);  // joining would block the core
-      clients.join();
+      const int echoed = clients.wait_finished();
       ::setrlimit(RLIMIT_NOFILE, &original);
       const aem::SocketEventStats stats = aem::this_core::socket_event_stats();
-      std::printf("served=%d echoed=%d errors=%d backoffs=%llu\n", served, echoed.load(), errors,
+      std::printf("served=%d echoed=%d errors=%d backoffs=%llu\n", served, echoed, errors,
                   static_cast<unsigned long long>(stats.accept_backoffs));
       std::fflush(stdout);
       (void)aem::cancel(*id);
       // cancel lets handlers that run already finish: they still use the locals.
       while (running > 0) aem::this_capsule::sleep_for(1ms);
-      if (echoed.load() != kClients) return 1;
+      if (echoed != kClients) return 1;
       if (errors == 0 || stats.accept_backoffs == 0) return 2;
       return 0;
     });
