@@ -5,6 +5,11 @@
 // can only be read there. An instance is read once, by whichever core's read dequeues it; that
 // core activates its own registrations of the signal and posts the instance to the other cores
 // that have some (SignalPort::wanted), which activate theirs.
+//
+// No instance is read before a registration can take it: preparing a signal only blocks it in
+// every core's thread (it stays pending in the kernel); the first registration adds it to its own
+// core's signalfd at once and to the other cores' through their mailboxes, after it is recorded
+// as wanted here.
 #include "runtime/sched/core.hpp"
 #include "runtime/events/event_table.hpp"
 #include "runtime/events/sources/fd_reader.hpp"
@@ -35,7 +40,8 @@ struct SignalPort {
     EventId id;
   };
   int fd = -1;
-  std::atomic<std::uint64_t> mask{0};    // the signals its signalfd reads (bit signo - 1)
+  std::atomic<std::uint64_t> blocked{0}; // the signals the core's thread blocks (bit signo - 1)
+  std::atomic<std::uint64_t> mask{0};    // those of them its signalfd reads: registered somewhere
   std::atomic<std::uint64_t> wanted{0};  // signals with registrations here (cleared lazily)
   std::atomic<bool> open{false};         // the reader is registered (cleared when it is cancelled)
   std::vector<Local> registrations;      // the owner core's only
@@ -185,8 +191,40 @@ void read_signals(SignalPort& port) noexcept {
   }
 }
 
-// setup_here blocks `signo` in the calling core's thread and adds it to the core's signalfd,
-// making the port and its reader on first use. Runs in a capsule or inline handler of the core.
+// read_here adds `signo` to the calling core's signalfd (its thread already blocks it).
+std::error_code read_here(SignalPort& port, int signo) noexcept {
+  const std::uint64_t mask = port.mask.load(std::memory_order_relaxed);
+  if ((mask & bit(signo)) != 0) return {};
+  const sigset_t all = set_of(mask | bit(signo));
+  if (::signalfd(port.fd, &all, 0) < 0) return {errno, std::generic_category()};
+  port.mask.store(mask | bit(signo), std::memory_order_release);
+  return {};
+}
+
+// ReadSignal adds a signal to another core's signalfd, in that core's mailbox order: a
+// registration of it now exists, so what that core reads has a taker.
+struct ReadSignal final : TaskState {
+  int signo;
+  explicit ReadSignal(int s) noexcept : signo(s) {
+    run = &run_impl;
+    dispose = &dispose_impl;
+    home = TaskHome::heap;
+    priority = Priority::critical;
+    flags.store(kReleased, std::memory_order_relaxed);
+  }
+  static void run_impl(TaskState* state) noexcept {
+    SignalPort* port = event_table(Core::current_core())->signal_port().load(std::memory_order_acquire);
+    // A failure leaves the signal pending for the cores that read it (signalfd fails only for
+    // lack of kernel memory here).
+    if (port != nullptr && port->open.load(std::memory_order_acquire)) {
+      (void)read_here(*port, static_cast<ReadSignal*>(state)->signo);
+    }
+  }
+  static void dispose_impl(TaskState* state) noexcept { static_cast<ReadSignal*>(state)->~ReadSignal(); }
+};
+
+// setup_here blocks `signo` in the calling core's thread, making the port (a signalfd that reads
+// nothing yet) and its reader on first use. Runs in a capsule or inline handler of the core.
 std::error_code setup_here(int signo) noexcept {
   Core& core = *Core::current_core();
   EventTable& table = event_table(core);
@@ -197,16 +235,14 @@ std::error_code setup_here(int signo) noexcept {
   SignalPort* port = table.signal_port().load(std::memory_order_acquire);
   if (port != nullptr) {
     if (!port->open.load(std::memory_order_acquire)) return make_error_code(errc::shutting_down);
-    const std::uint64_t mask = port->mask.load(std::memory_order_relaxed);
-    if ((mask & bit(signo)) != 0) return {};
-    const sigset_t all = set_of(mask | bit(signo));
-    if (::signalfd(port->fd, &all, 0) < 0) return {errno, std::generic_category()};
-    port->mask.store(mask | bit(signo), std::memory_order_release);
+    port->blocked.fetch_or(bit(signo), std::memory_order_release);
     return {};
   }
   port = new (std::nothrow) SignalPort;
   if (port == nullptr) return make_error_code(errc::out_of_memory);
-  port->fd = ::signalfd(-1, &one, SFD_NONBLOCK | SFD_CLOEXEC);
+  sigset_t none;
+  sigemptyset(&none);
+  port->fd = ::signalfd(-1, &none, SFD_NONBLOCK | SFD_CLOEXEC);
   if (port->fd < 0) {
     const int error = errno;
     delete port;
@@ -221,7 +257,7 @@ std::error_code setup_here(int signo) noexcept {
     delete port;
     return reader.error();
   }
-  port->mask.store(bit(signo), std::memory_order_release);
+  port->blocked.store(bit(signo), std::memory_order_release);
   port->open.store(true, std::memory_order_release);
   table.signal_port().store(port, std::memory_order_release);
   return {};
@@ -230,7 +266,7 @@ std::error_code setup_here(int signo) noexcept {
 bool ready_on(Core& core, int signo) noexcept {
   SignalPort* port = event_table(core).signal_port().load(std::memory_order_acquire);
   return port != nullptr && port->open.load(std::memory_order_acquire) &&
-         (port->mask.load(std::memory_order_acquire) & bit(signo)) != 0;
+         (port->blocked.load(std::memory_order_acquire) & bit(signo)) != 0;
 }
 
 }  // namespace
@@ -285,6 +321,28 @@ Result<EventId> arm_signal(const RegistrationSlot& slot, const HandlerOps* ops, 
     return make_error_code(errc::out_of_memory);
   }
   port->wanted.fetch_or(bit(signo), std::memory_order_relaxed);
+  if ((port->mask.load(std::memory_order_relaxed) & bit(signo)) != 0) return id;
+  // The first registration of `signo` on this core: from now on its instances have a taker, so
+  // this core reads them, and so do the others (a signal sent to one thread is read only there).
+  if (std::error_code error = read_here(*port, signo)) {
+    locals.pop_back();
+    (void)table.cancel(id);
+    return error;
+  }
+  Core& core = *Core::current_core();
+  RuntimeImpl& runtime = core.runtime();
+  for (unsigned k = 0; k < runtime.core_count(); ++k) {
+    if (k == core.index()) continue;
+    SignalPort* other = event_table(runtime.core(k)).signal_port().load(std::memory_order_acquire);
+    if (other == nullptr || (other->mask.load(std::memory_order_acquire) & bit(signo)) != 0) continue;
+    void* memory = nullptr;
+    try {
+      memory = task_allocate(sizeof(ReadSignal), alignof(ReadSignal));
+    } catch (...) {
+      continue;  // out of memory: that core leaves its thread's instances pending until it reads them
+    }
+    runtime.core(k).run_on_dispatcher(new (memory) ReadSignal(signo));
+  }
   return id;
 }
 

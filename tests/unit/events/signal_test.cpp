@@ -277,3 +277,40 @@ TEST_CASE("signals: the reader is outside event groups and policy") {
     CHECK(aem::ctl(*id).info());
   });
 }
+
+TEST_CASE("signals: an instance that arrives while the first registration is being set up is delivered to it") {
+  // The first on_signal prepares every core (each blocks the signal) before it registers. An
+  // instance sent in between stays pending in the kernel until the registration reads it; none
+  // is read and dropped for want of a taker. Core 1 is held busy so that the registration on
+  // core 0 waits for core 1's preparation, and a second capsule of core 0 raises the signal then.
+  BlockedSignals blocked{SIGUSR2};
+  aem::Runtime rt(aem_test::config_for(2));
+  rt.run([] {
+    std::atomic<bool> hold_core1{true};
+    std::atomic<bool> registering{false};
+    std::atomic<bool> raised{false};
+    std::atomic<int> delivered{0};
+    auto busy = aem::spawn([&] {
+      while (hold_core1.load()) {
+      }  // no suspension: core 1 runs nothing else, its preparation for SIGUSR2 included
+    }, {.core = 1});
+    REQUIRE(busy);
+    auto sender = aem::spawn([&] {
+      while (!registering.load()) aem::this_capsule::yield();
+      REQUIRE(::raise(SIGUSR2) == 0);  // to core 0's thread, which blocks SIGUSR2 by now
+      raised.store(true);
+      aem::this_capsule::sleep_for(20ms);  // core 0 polls its reader meanwhile
+      hold_core1.store(false);
+    });
+    REQUIRE(sender);
+    registering.store(true);
+    auto id = aem::on_signal(SIGUSR2, [&] { delivered.fetch_add(1); });
+    REQUIRE(id);
+    CHECK(raised.load());  // the instance was sent while the registration was being set up
+    REQUIRE(wait_until([&] { return delivered.load() == 1; }));
+    sender->join();
+    busy->join();
+    CHECK(delivered.load() == 1);
+    CHECK(aem::cancel(*id));
+  });
+}
