@@ -87,6 +87,15 @@ load-bench: build/release/build.ninja
 	  $(if $(wildcard examples/echo_server.cpp),aem_echo_server)
 	python3 scripts/load_bench.py --build build/release $(LOAD_BENCH_FLAGS)
 
+# The offload benchmark (bench/offload/offload_bench.cpp): a one-core server's fast route, p99
+# alone and while flood clients keep a 2 ms blocking route busy, with that call on aem::blocking's
+# pool and then on the core itself. OFFLOAD_BENCH_FLAGS passes options, e.g. "--seconds 5".
+OFFLOAD_BENCH_FLAGS ?=
+.PHONY: offload-bench
+offload-bench: build/release/build.ninja
+	cmake --build build/release -j $(JOBS) --target aem_offload_bench
+	build/release/bench/aem_offload_bench $(OFFLOAD_BENCH_FLAGS)
+
 # The fiber-vs-thread comparison (bench/fiber_vs_thread/README.md): the same request workload
 # served by aem (capsule per connection, registrations), a thread per connection and a thread
 # pool behind epoll, at 10 to 10,000 connections; writes a CSV and gnuplot PNGs to

@@ -2,21 +2,23 @@
 
 #include <aem/detail/fault_injection.hpp>
 
-#include <mimalloc.h>
+#include "alloc/general.hpp"
+
+#include <malloc.h>
 
 namespace aem::detail {
 
 void* FallbackHeap::allocate(std::size_t bytes, std::size_t alignment) noexcept {
-  // An injected failure (tests) is mimalloc's nullptr.
-  void* p = faults::hit(faults::Site::fallback_heap) ? nullptr : mi_malloc_aligned(bytes, alignment);
+  // An injected failure (tests) is the allocator's nullptr.
+  void* p = faults::hit(faults::Site::fallback_heap) ? nullptr : general_alloc(bytes, alignment);
   if (p == nullptr) return nullptr;
-  const std::size_t usable = mi_usable_size(p);
+  const std::size_t usable = ::malloc_usable_size(p);  // glibc's, mimalloc's or a sanitizer's
   try {
     std::lock_guard lock(mutex_);
     live_.emplace(p, usable);
     freed_.erase(p);
   } catch (...) {  // no memory for the bookkeeping: refuse the block rather than lose track
-    mi_free(p);
+    general_free(p);
     return nullptr;
   }
   count_.fetch_add(1, std::memory_order_relaxed);
@@ -41,7 +43,7 @@ errc FallbackHeap::free(void* p) noexcept {
   }
   live_bytes_.fetch_sub(usable, std::memory_order_relaxed);
   live_blocks_.fetch_sub(1, std::memory_order_relaxed);
-  mi_free(p);
+  general_free(p);
   return errc::ok;
 }
 

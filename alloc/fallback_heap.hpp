@@ -1,4 +1,4 @@
-// fallback_heap.hpp — the general-heap (mimalloc) blocks an arena hands out when its region
+// fallback_heap.hpp — the general-heap (the process's malloc) blocks an arena hands out when its region
 // cannot serve a request.
 #pragma once
 
@@ -13,15 +13,16 @@
 
 namespace aem::detail {
 
-// FallbackHeap allocates fallback blocks from mimalloc and frees them from any thread.
+// FallbackHeap allocates fallback blocks from the process's allocator (general_alloc: glibc's
+// malloc, or mimalloc when the program links it) and frees them from any thread.
 //
 // The arena tells its own blocks from fallback blocks by an address range check, so anything
 // outside the region is presumed to be a fallback block. That presumption is checked exactly,
 // against the set of live fallback blocks under a mutex, which also catches double frees.
-// Cheaper checks do not hold up: mi_is_in_heap_region() depends on where mimalloc's segments
-// land in the address space (under ASan they fall outside its map and valid blocks are
-// refused), and a header in front of each block would have to be read through the foreign
-// pointer itself. Fallback is the exhaustion path, so the mutex is off the fast path.
+// Cheaper checks do not hold up: an allocator's own "is this mine" query (mimalloc's
+// mi_is_in_heap_region) exists only for some allocators and depends on where their memory
+// lands (under ASan it falls outside mimalloc's map), and a header in front of each block would
+// have to be read through the foreign pointer itself. Fallback is the exhaustion path, so the mutex is off the fast path.
 class FallbackHeap {
  public:
   FallbackHeap() = default;
@@ -32,7 +33,7 @@ class FallbackHeap {
   // Owner thread of the arena.
   void* allocate(std::size_t bytes, std::size_t alignment) noexcept;
 
-  // free returns a fallback block to mimalloc: errc::ok, or errc::double_free /
+  // free returns a fallback block to the allocator: errc::ok, or errc::double_free /
   // errc::foreign_pointer without touching the pointer. Any thread.
   errc free(void* p) noexcept;
 
@@ -43,7 +44,7 @@ class FallbackHeap {
   void count_oversize() noexcept { oversize_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
-  // A freed pointer is remembered until mimalloc hands it out again, so that a second free is
+  // A freed pointer is remembered until the allocator hands it out again, so that a second free is
   // reported as a double free rather than a foreign pointer; bounded to keep debug runs small.
   static constexpr std::size_t kFreedMemory = 4096;
 

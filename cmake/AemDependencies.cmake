@@ -2,7 +2,9 @@
 set(THREADS_PREFER_PTHREAD_FLAG ON)
 find_package(Threads REQUIRED)
 find_package(Boost 1.74 REQUIRED COMPONENTS context)
-find_package(mimalloc REQUIRED)
+# mimalloc is optional for the library (it uses the process's allocator): it backs the opt-in
+# aem::mimalloc target, which the tests, benchmarks and examples link.
+find_package(mimalloc CONFIG QUIET)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LIBURING REQUIRED IMPORTED_TARGET liburing>=2.3)
 if(NOT TARGET aem_uring)

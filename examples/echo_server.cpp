@@ -4,7 +4,8 @@
 //   registration  AEM-style: an on_accept registration, and per connection an on_data
 //                 registration whose handler echoes the bytes; an idle connection holds no
 //                 capsule and no buffer, only its registration.
-// SIGINT / SIGTERM stop it cleanly: accepting ends, open connections are unwound.
+// SIGINT / SIGTERM drain it: accepting ends, idle connections are closed, an echo being
+// written is finished (up to --drain-ms, then cancelled), and the server exits 0.
 //
 //   echo_server --port 7000 --cores 2 --style registration
 //   (in another terminal)  nc 127.0.0.1 7000
@@ -12,12 +13,13 @@
 // A serving style is one entry in kStyles; each gets the parsed options and a running
 // runtime's root capsule.
 #include <aem/capsule.hpp>
-#include <aem/fd_io.hpp>
 #include <aem/cross_core.hpp>
+#include <aem/gate.hpp>
 #include <aem/net.hpp>
+#include <aem/net/buffered_stream.hpp>
 #include <aem/net/events.hpp>
 #include <aem/runtime.hpp>
-
+#include <aem/signal.hpp>
 #include <aem/wait_group.hpp>
 
 #include <array>
@@ -30,8 +32,6 @@
 #include <memory>
 #include <span>
 #include <string_view>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 namespace {
 
@@ -41,6 +41,7 @@ struct Options {
   std::string_view style = "capsule";
   long idle_spin_us = -1;  // -1: Config's default
   long coalesce_us = 0;    // Config::coalesce_window; 0: off
+  long drain_ms = 5000;    // on SIGINT/SIGTERM: how long echoes in flight may take to finish
 };
 
 // Stats are printed when the server stops.
@@ -51,28 +52,37 @@ struct Stats {
 
 // ---- style "capsule": one capsule per connection ------------------------------------------
 
-// echo copies what the client sends back to it until the client closes its side.
-void echo(aem::TcpStream stream, Stats& stats) {
-  std::array<std::byte, 16 * 1024> buffer;
-  while (auto n = stream.read(buffer)) {
-    if (*n == 0) return;  // the client is done
-    if (!stream.write_all(std::span(buffer).first(*n))) return;
-    stats.bytes.fetch_add(*n, std::memory_order_relaxed);
+// echo copies what the client sends back to it until the client closes its side. read_some
+// hands over what one read brought, where it lies in the buffer: one read and one write per
+// message, no copy.
+// The connection holds a pass of the server's gate: idle while it waits for bytes (a drain
+// ends that wait at once), busy while it echoes (a drain lets the echo finish).
+void echo(aem::TcpStream stream, Stats& stats, aem::Gate& gate) {
+  auto pass = gate.enter(stream);
+  if (!pass) return;  // the server drains: no new connection
+  aem::BufferedStream input(stream, {.read_capacity = 16 * 1024, .write_capacity = 0});
+  while (pass->idle()) {  // false once the server drains: close instead of waiting
+    auto bytes = input.read_some();
+    if (!bytes || bytes->empty()) return;  // the client is done, or the drain ended the wait
+    pass->busy();
+    if (!stream.write_all(*bytes)) return;
+    stats.bytes.fetch_add(bytes->size(), std::memory_order_relaxed);
   }
 }
 
-// serve_capsules accepts until the listener is closed, spreading connections over the cores.
-void serve_capsules(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& /*stop: closing ends accept*/) {
+// serve_capsules accepts until the gate closes the listener, spreading connections over the cores.
+void serve_capsules(aem::TcpListener& listener, Stats& stats, aem::Gate& gate) {
+  if (!gate.close_with(listener)) return;
   const unsigned cores = aem::this_core::count();
   for (unsigned next = 0;; next = (next + 1) % cores) {
     auto stream = listener.accept();
     if (!stream) {  // out of descriptors is not an error: accept pauses and retries by itself
-      if (stream.error() != aem::errc::cancelled) std::fprintf(stderr, "accept: %s\n", stream.error().message().c_str());
+      if (!gate.closed()) std::fprintf(stderr, "accept: %s\n", stream.error().message().c_str());
       return;
     }
     (void)stream->set_nodelay(true);
     stats.connections.fetch_add(1, std::memory_order_relaxed);
-    auto connection = aem::spawn([s = std::move(*stream), &stats]() mutable { echo(std::move(s), stats); },
+    auto connection = aem::spawn([s = std::move(*stream), &stats, &gate]() mutable { echo(std::move(s), stats, gate); },
                                  {.core = next});
     if (connection) connection->detach();
     else std::fprintf(stderr, "spawn: %s (connection dropped)\n", connection.error().message().c_str());
@@ -81,27 +91,43 @@ void serve_capsules(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& /*
 
 // ---- style "registration": AEM-style event registrations -----------------------------------
 
+// Connection is what a registration-style connection's handler keeps alive: the stream and its
+// pass of the server's gate, idle between receives (the handler never waits), so a drain shuts
+// the stream's reading side at once and the registration ends at the end of its input.
+struct Connection {
+  explicit Connection(aem::TcpStream accepted) : stream(std::move(accepted)) {}
+  aem::TcpStream stream;
+  aem::Gate::Pass pass;  // after the stream: it names it
+};
+
 // watch registers the echo of one connection on the calling core. The handler owns the stream:
 // when the stream ends, the registration ends and destroying the handler closes it.
-void watch(aem::TcpStream accepted, Stats& stats) {
-  auto stream = std::make_shared<aem::TcpStream>(std::move(accepted));
+void watch(aem::TcpStream accepted, Stats& stats, aem::Gate& gate) {
+  auto connection = std::make_shared<Connection>(std::move(accepted));
+  auto pass = gate.enter(connection->stream);
+  if (!pass || !pass->idle()) return;  // the server drains: no new connection
+  connection->pass = std::move(*pass);
+  aem::TcpStream* stream = &connection->stream;
   auto id = aem::on_data(
       *stream,
-      [stream, &stats](aem::EventData bytes) {
+      [connection, stream, &stats](aem::EventData bytes) {
         // send() queues the bytes on the stream and returns: the handler never suspends, so it
         // can run inline on the core's dispatcher — no capsule, no stack, no switch per
         // message. A failed send surfaces here on the next call; the registration itself ends
         // when the peer goes.
         const std::size_t size = bytes.size();
         if (stream->send(std::move(bytes))) stats.bytes.fetch_add(size, std::memory_order_relaxed);
+        // Bytes that raced the drain are echoed; then the connection ends with its input.
+        if (connection->pass.closing()) (void)stream->shutdown(aem::Shutdown::read);
       },
       {.exec = aem::Executor::inline_handler});  // one at a time, in order: echoes stay in order
   if (!id) std::fprintf(stderr, "on_data: %s (connection dropped)\n", id.error().message().c_str());
 }
 
 // serve_registrations accepts through one registration and hands connections round-robin to
-// the cores, each of which registers the connection's data handler; then it waits for `stop`.
-void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& stop) {
+// the cores, each of which registers the connection's data handler. The registration lives on
+// until the gate closes and cancels it.
+void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::Gate& gate) {
   const unsigned cores = aem::this_core::count();
   unsigned next = 0;
   auto accepting = aem::on_accept(
@@ -111,8 +137,8 @@ void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::WaitGrou
         stats.connections.fetch_add(1, std::memory_order_relaxed);
         const unsigned core = next;
         next = (next + 1) % cores;
-        if (core == aem::this_core::id()) return watch(std::move(stream), stats);
-        auto handed = aem::post(core, [s = std::move(stream), &stats]() mutable { watch(std::move(s), stats); });
+        if (core == aem::this_core::id()) return watch(std::move(stream), stats, gate);
+        auto handed = aem::post(core, [s = std::move(stream), &stats, &gate]() mutable { watch(std::move(s), stats, gate); });
         if (!handed) std::fprintf(stderr, "post: %s (connection dropped)\n", handed.error().message().c_str());
       },
       // Inline: the handler never suspends (an option, a post, a registration), and a burst of
@@ -124,8 +150,7 @@ void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::WaitGrou
     std::fprintf(stderr, "on_accept: %s\n", accepting.error().message().c_str());
     return;
   }
-  stop.wait();
-  (void)aem::cancel(*accepting);
+  if (!gate.close_with(*accepting)) (void)aem::cancel(*accepting);
 }
 
 // ---- the styles and the common frame -------------------------------------------------------
@@ -133,8 +158,9 @@ void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::WaitGrou
 struct Style {
   std::string_view name;
   std::string_view description;
-  // serve returns once `stop` reaches zero and the listener is closed.
-  void (*serve)(aem::TcpListener& listener, Stats& stats, aem::WaitGroup& stop);
+  // serve starts accepting; closing `gate` stops it (serve returns when accepting has started,
+  // or, for a loop, when it has ended).
+  void (*serve)(aem::TcpListener& listener, Stats& stats, aem::Gate& gate);
 };
 
 constexpr Style kStyles[] = {
@@ -152,7 +178,7 @@ const Style* find_style(std::string_view name) {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: echo_server [--port N] [--cores N] [--style NAME] [--idle-spin-us N] [--coalesce-us N]\n"
-               "                   [--help]\n"
+               "                   [--drain-ms N] [--help]\n"
                "  --port N      TCP port on 127.0.0.1 (default 7000; 0 picks a free one)\n"
                "  --cores N     scheduler cores (default: one per CPU)\n"
                "  --idle-spin-us N\n"
@@ -162,12 +188,16 @@ void usage(std::FILE* out) {
                "                after a busy stretch, let completions accumulate up to N us before\n"
                "                the core wakes for them (Config::coalesce_window, default 0: off):\n"
                "                less CPU per message under load, up to N us more latency\n"
+               "  --drain-ms N  on SIGINT/SIGTERM, how long echoes being written may take to finish\n"
+               "                before they are cancelled (default 5000)\n"
                "  --style NAME  how connections are served:\n");
   for (const Style& style : kStyles) {
     std::fprintf(out, "                  %-12.*s %.*s\n", static_cast<int>(style.name.size()), style.name.data(),
                  static_cast<int>(style.description.size()), style.description.data());
   }
-  std::fprintf(out, "Stops cleanly on SIGINT or SIGTERM.\n");
+  std::fprintf(out,
+               "On SIGINT or SIGTERM it stops accepting, closes idle connections, lets echoes being\n"
+               "written finish (up to --drain-ms), and exits 0.\n");
 }
 
 template <typename T>
@@ -185,7 +215,7 @@ int parse_options(int argc, char** argv, Options& options) {
       return 0;
     }
     if (arg != "--port" && arg != "--cores" && arg != "--style" && arg != "--idle-spin-us" &&
-        arg != "--coalesce-us") {
+        arg != "--coalesce-us" && arg != "--drain-ms") {
       std::fprintf(stderr, "echo_server: unknown option %s\n\n", argv[i]);
       usage(stderr);
       return 2;
@@ -201,6 +231,7 @@ int parse_options(int argc, char** argv, Options& options) {
     else if (arg == "--cores") ok = parse_number(value, options.cores) && options.cores <= 1024;
     else if (arg == "--idle-spin-us") ok = parse_number(value, options.idle_spin_us) && options.idle_spin_us >= 0 && options.idle_spin_us <= 1'000'000;
     else if (arg == "--coalesce-us") ok = parse_number(value, options.coalesce_us) && options.coalesce_us >= 0 && options.coalesce_us <= 1'000'000;
+    else if (arg == "--drain-ms") ok = parse_number(value, options.drain_ms) && options.drain_ms >= 0 && options.drain_ms <= 3'600'000;
     else if (arg == "--style") {
       options.style = value;
       ok = find_style(value) != nullptr;
@@ -215,11 +246,27 @@ int parse_options(int argc, char** argv, Options& options) {
   return -1;
 }
 
-// wait_for_signal suspends the calling capsule until SIGINT or SIGTERM arrives on `fd`.
-void wait_for_signal(int fd) {
-  signalfd_siginfo info{};
-  auto n = aem::read(fd, std::as_writable_bytes(std::span(&info, 1)));
-  if (n && *n == sizeof info) std::printf("\n%s: stopping\n", ::strsignal(static_cast<int>(info.ssi_signo)));
+// StopRequest is set by the first SIGINT or SIGTERM (aem::on_signal handlers); it lives in
+// main, so a signal that comes while the runtime stops finds it.
+struct StopRequest {
+  std::atomic<int> signo{0};
+  aem::WaitGroup signalled{1};
+};
+
+// take_signals registers `stop` for SIGINT and SIGTERM. Call before serving: a signal that the
+// runtime reads before its registration is armed has nobody to go to. False if the signals
+// cannot be taken.
+bool take_signals(StopRequest& stop) {
+  for (const int signo : {SIGINT, SIGTERM}) {
+    auto id = aem::on_signal(signo, [&stop](const aem::SignalInfo& info) {
+      if (stop.signo.exchange(info.signo) == 0) stop.signalled.done();
+    });
+    if (!id) {
+      std::fprintf(stderr, "echo_server: on_signal(%s): %s\n", ::strsignal(signo), id.error().message().c_str());
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -229,18 +276,13 @@ int main(int argc, char** argv) {
   if (const int status = parse_options(argc, argv, options); status >= 0) return status;
   const Style& style = *find_style(options.style);
 
-  // Block the signals before any core thread exists (threads inherit the mask), and take them
-  // from a signalfd that a capsule reads like any other descriptor.
+  // Block the signals before any thread exists (threads inherit the mask): one that comes
+  // before aem::on_signal takes it then waits instead of ending the process.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return 1;
-  const int signal_fd = ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (signal_fd < 0) {
-    std::perror("signalfd");
-    return 1;
-  }
 
   auto listener = aem::TcpListener::bind(aem::SocketAddress::ipv4_loopback(options.port));
   if (!listener) {
@@ -257,22 +299,28 @@ int main(int argc, char** argv) {
   std::printf("echo_server: listening on %s, style %.*s, %u cores\n", listener->local_address()->to_string().c_str(),
               static_cast<int>(style.name.size()), style.name.data(), rt.cores());
   std::fflush(stdout);
-  rt.run([&] {
-    aem::WaitGroup stop;
-    stop.add(1);
-    auto server = aem::spawn([&] { style.serve(*listener, stats, stop); });
+  aem::Gate gate;  // outlives the runtime: connections give their passes back until it stops
+  StopRequest stop;
+  const int status = rt.run([&] {
+    if (!take_signals(stop)) return 1;
+    auto server = aem::spawn([&] { style.serve(*listener, stats, gate); });
     if (!server) {
       std::fprintf(stderr, "spawn: %s\n", server.error().message().c_str());
-      return;
+      return 1;
     }
-    wait_for_signal(signal_fd);
-    stop.done();
-    (void)listener->close();  // a blocked accept ends with errc::cancelled
+    stop.signalled.wait();
+    std::printf("\n%s: stopping\n", ::strsignal(stop.signo.load()));
+    // Stop accepting, close the idle connections, let echoes being written finish.
+    auto report = gate.drain(std::chrono::milliseconds(options.drain_ms));
+    if (report) {
+      std::printf("echo_server: drained: %zu connections ended, %zu cancelled at the deadline\n", report->finished,
+                  report->cancelled);
+    }
     server->join();
-  });  // returning unwinds the connections still open
-  ::close(signal_fd);
+    return 0;
+  });  // returning unwinds whatever is left
   std::printf("echo_server: served %llu connections, %llu bytes\n",
               static_cast<unsigned long long>(stats.connections.load()),
               static_cast<unsigned long long>(stats.bytes.load()));
-  return 0;
+  return status;
 }

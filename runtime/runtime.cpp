@@ -1,5 +1,6 @@
 // runtime.cpp — aem::Runtime: the scheduler's cores with the event layer installed on them.
 #include "runtime/events/runtime_events.hpp"
+#include "runtime/offload/blocking_pool.hpp"
 #include "runtime/sched/runtime_impl.hpp"
 
 #include <aem/runtime.hpp>
@@ -22,7 +23,9 @@ Config apply_environment(Config config) {
 }  // namespace
 
 Runtime::Runtime(Config config) : impl_(std::make_unique<detail::RuntimeImpl>(apply_environment(config),
-                                                                      detail::make_runtime_events(config))) {}
+                                                                      detail::make_runtime_events(config))) {
+  impl_->install_offload(std::make_unique<detail::BlockingPool>(impl_->config(), impl_->core_count()));
+}
 
 Runtime::~Runtime() { stop(); }
 
@@ -44,7 +47,9 @@ void Runtime::inject(unsigned core, detail::TaskState* task) noexcept { impl_->i
 
 unsigned Runtime::cores() const noexcept { return impl_->core_count(); }
 const Config& Runtime::config() const noexcept { return impl_->config(); }
-bool Runtime::running() const noexcept { return impl_->running(); }
+// Not running once a stop is requested: from then on submit refuses work (shutting_down), even
+// while the cores still wind down and until a plain thread's stop() or the destructor joins them.
+bool Runtime::running() const noexcept { return impl_->running() && !impl_->stopping(); }
 std::string_view Runtime::backend_name() const noexcept { return impl_->backend_name(); }
 
 }  // namespace aem

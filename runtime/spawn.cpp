@@ -19,17 +19,6 @@ CapsuleControl* running_capsule() noexcept {
   return core != nullptr ? core->current() : nullptr;
 }
 
-// suspension_refused is the error of a call that would suspend but finds no capsule: on a
-// core's dispatcher inside an inline handler it is counted there (the handler broke its
-// promise not to block), elsewhere the caller is simply not in a capsule.
-std::error_code suspension_refused() noexcept {
-  Core* core = Core::current_core();
-  if (core != nullptr && core->events() != nullptr && core->events()->note_inline_block()) {
-    return make_error_code(errc::inline_handler_blocked);
-  }
-  return make_error_code(errc::not_in_capsule);
-}
-
 }  // namespace
 
 namespace {
@@ -145,7 +134,7 @@ Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std
 
 void task_join_wait(TaskState* task) {
   CapsuleControl* self = running_capsule();
-  if (self == nullptr) throw std::system_error(suspension_refused(), "Capsule::join");
+  if (self == nullptr) throw std::system_error(Core::suspension_refused(), "Capsule::join");
   const std::uint32_t seen = task->flags.load(std::memory_order_acquire);
   if ((seen & TaskState::kFinished) != 0) return;
   task->joiner = self;
@@ -189,7 +178,7 @@ void task_release(TaskState* task) noexcept {
 
 Result<void> submit_remote(unsigned core_index, TaskState* task) {
   CapsuleControl* self = running_capsule();
-  if (self == nullptr) return suspension_refused();
+  if (self == nullptr) return Core::suspension_refused();
   if (!is_valid(task->priority)) return make_error_code(errc::invalid_argument);
   Core* core = self->core;
   RuntimeImpl& runtime = core->runtime();
@@ -221,7 +210,7 @@ void throw_forced_unwind() { throw ForcedUnwind{}; }
 
 Waiter::Waiter() {
   capsule = running_capsule();
-  if (capsule == nullptr) throw std::system_error(suspension_refused(), "aem: blocking call outside a capsule");
+  if (capsule == nullptr) throw std::system_error(Core::suspension_refused(), "aem: blocking call outside a capsule");
 }
 
 bool Waiter::notify() noexcept {

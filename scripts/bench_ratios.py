@@ -27,6 +27,10 @@ TARGETS = [
     # Not an issue's target: guards that a loop turn with only idle I/O in flight enters no
     # kernel (with an io_uring_enter per turn, before TASKRUN_FLAG, it measured 3.1-3.3 here).
     ("BM_YieldIdleIo", "BM_Yield", 1.3),
+    # aem::blocking's round trip against the usual ways to run a function off the calling thread.
+    ("BM_BlockingRoundTrip", "BM_TaskPoolRoundTrip", 1.0),
+    ("BM_BlockingRoundTrip", "BM_TaskPoolRoundTripAnyCpu", 1.0),
+    ("BM_BlockingRoundTrip", "BM_AsyncRoundTrip", 1.0),
 ]
 
 # (benchmark, baseline, counter, target): benchmark's counter / baseline's counter <= target

@@ -15,12 +15,14 @@ from pathlib import Path
 
 # layer -> the layers its files may include (its own always). Top of the stack first.
 LAYERS = {
-    "runtime":         {"runtime/metrics", "runtime/net", "runtime/sync", "runtime/fdio", "runtime/events",
-                        "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
-    "runtime/metrics": {"runtime/events", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
-    "runtime/net":     {"runtime/fdio", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
+    "runtime":         {"runtime/metrics", "runtime/net", "runtime/sync", "runtime/fdio", "runtime/offload",
+                        "runtime/events", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
+    "runtime/metrics": {"runtime/offload", "runtime/events", "runtime/sched", "runtime/fiber", "io", "alloc",
+                        "include"},
+    "runtime/net":     {"runtime/fdio", "runtime/offload", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
     "runtime/sync":    {"runtime/sched", "runtime/fiber", "alloc", "include"},
-    "runtime/fdio":    {"runtime/sched", "runtime/fiber", "io", "alloc", "include"},
+    "runtime/fdio":    {"runtime/offload", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
+    "runtime/offload": {"runtime/sched", "runtime/fiber", "io", "alloc", "include"},
     "runtime/events":  {"runtime/sched", "runtime/fiber", "io", "alloc", "include"},
     "runtime/sched":   {"runtime/fiber", "io", "alloc", "include"},
     "runtime/fiber":   {"include"},

@@ -1,6 +1,7 @@
 // exchange.cpp — Session's routes: what a request asks for, and the responses.
 //   GET|HEAD /hello   "Hello, World!\n" as text/plain
 //   POST /echo        the request body, back
+//   GET|HEAD /resolve?name=<host>  the host's addresses (resolve_route.cpp)
 //   GET|HEAD /...     a file under --root (when given)
 #include "session.hpp"
 
@@ -51,6 +52,14 @@ void Session::begin_exchange(const RequestHead& head) {
       exchange_.route = Route::status;
       exchange_.status = 503;
     }
+  } else if (path == "/resolve") {
+    if (get || exchange_.head_only) {
+      exchange_.route = Route::resolve;
+      exchange_.query.assign(head.query);
+    } else {
+      exchange_.status = 405;
+      exchange_.allow = kGetOrHead;
+    }
   } else if (server_.config.root_fd >= 0) {
     if (get || exchange_.head_only) {
       exchange_.file = open_static_file(server_.config.root_fd, head.path);
@@ -92,6 +101,9 @@ void Session::finish_exchange() {
       break;
     case Route::file:
       answer_file();
+      break;
+    case Route::resolve:
+      answer_resolve();
       break;
     case Route::status:
       answer_status(exchange_.status, exchange_.allow);

@@ -34,9 +34,11 @@ aem::Duration sweep_period(const http::ServerConfig& config) {
 }
 
 // run_server is the root capsule: serve until a signal, then stop accepting, end the idle
-// connections and wait (at most `shutdown_timeout`) for the others to answer what they read.
+// connections and drain the others through the server's gate: they answer what they read, and
+// those still open after `shutdown_timeout` are cancelled.
 int run_server(aem::TcpListener& listener, http::Server& server, const http::Style& style, http::StopSignals& signals,
                aem::Duration shutdown_timeout) {
+  if (!signals.take()) return 1;
   if (auto swept = http::start_sweepers(server, sweep_period(server.config)); !swept) {
     std::fprintf(stderr, "http_server: cannot start the timeout sweepers: %s\n", swept.error().message().c_str());
     return 1;
@@ -52,10 +54,11 @@ int run_server(aem::TcpListener& listener, http::Server& server, const http::Sty
   stop.done();
   acceptor->join();
   (void)listener.close();
-  http::drain_all_cores();
-  if (!server.open_connections.wait(shutdown_timeout)) {
-    std::fprintf(stderr, "http_server: %lld connections still open after the shutdown timeout: closing them\n",
-                 static_cast<long long>(server.open_connections.count()));
+  http::drain_all_cores();  // the idle keep-alive connections: only the sessions know which
+  auto report = server.gate.drain(shutdown_timeout);
+  if (report && report->cancelled > 0) {
+    std::fprintf(stderr, "http_server: %zu connections still open after the shutdown timeout: cancelled\n",
+                 report->cancelled);
   }
   return 0;
 }

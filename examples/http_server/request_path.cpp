@@ -13,8 +13,8 @@ int hex_digit(char c) noexcept {
   return -1;
 }
 
-// decode_percent decodes `text` into `out`; returns the length, -1 for a bad escape or a NUL,
-// -2 when `out` is too small.
+}  // namespace
+
 long decode_percent(std::string_view text, std::span<char> out) noexcept {
   std::size_t length = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -33,8 +33,6 @@ long decode_percent(std::string_view text, std::span<char> out) noexcept {
   }
   return static_cast<long>(length);
 }
-
-}  // namespace
 
 ResolvedPath resolve_target(std::string_view target, std::span<char> out) noexcept {
   ResolvedPath result;

@@ -24,6 +24,10 @@ struct ResolvedPath {
 // has nothing above it that a client should reach.
 ResolvedPath resolve_target(std::string_view target, std::span<char> out) noexcept;
 
+// decode_percent decodes the %XX escapes of `text` into `out`; returns the length, -1 for a bad
+// escape or a NUL, -2 when `out` is too small.
+long decode_percent(std::string_view text, std::span<char> out) noexcept;
+
 // content_type returns the media type for a file name's extension (application/octet-stream
 // when unknown).
 std::string_view content_type(std::string_view file_name) noexcept;

@@ -31,6 +31,8 @@ void accept_loop(aem::TcpListener& listener, Server& server) {
     }
     auto connection = aem::spawn(
         [s = std::move(*stream), admission = Admission(server), &server]() mutable {
+          auto pass = server.gate.enter(s);  // the shutdown cancels the connection at its deadline
+          if (!pass) return;                 // the server drains: dropped
           Session session(s, std::move(admission), server);
           session.serve();
         },

@@ -19,12 +19,15 @@
 namespace http {
 namespace {
 
-// Connection is a stream and its session, kept alive by the on_data handler.
+// Connection is a stream and its session, kept alive by the on_data handler, and the pass of
+// the server's gate that lets the shutdown cancel it at its deadline (after the stream: it
+// names it).
 struct Connection {
   Connection(aem::TcpStream accepted, Admission admission, Server& server)
       : stream(std::move(accepted)), session(stream, std::move(admission), server) {}
   aem::TcpStream stream;
   Session session;
+  aem::Gate::Pass pass;
 };
 
 // kQueuedReceives is the on_data registration's queue bound (see watch).
@@ -33,7 +36,9 @@ constexpr std::uint32_t kQueuedReceives = 16;
 // watch registers a connection's data handler on the calling core.
 void watch(aem::TcpStream accepted, Admission admission, Server& server) {
   auto connection = std::make_shared<Connection>(std::move(accepted), std::move(admission), server);
-  if (!connection->session.start()) return;  // the server drains: not a request started yet
+  auto pass = server.gate.enter(connection->stream);
+  if (!pass || !connection->session.start()) return;  // the server drains: not a request started yet
+  connection->pass = std::move(*pass);
   auto id = aem::on_data(
       connection->stream,
       [connection](aem::EventData bytes) {

@@ -4,6 +4,7 @@
 
 #include "http_parser.hpp"
 
+#include <aem/gate.hpp>
 #include <aem/time.hpp>
 #include <aem/wait_group.hpp>
 
@@ -56,6 +57,9 @@ struct Server {
   const ServerConfig config;
   aem::WaitGroup open_connections;       // raised on accept, lowered when a connection ends
   std::atomic<bool> draining{false};     // a shutdown was asked for: finish requests, keep none alive
+  // gate: each connection holds a pass naming its stream, so that the shutdown refuses late
+  // connections, waits for the ones open and cancels those left at --shutdown-timeout.
+  aem::Gate gate;
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> refused{0};  // over max_connections
   std::atomic<std::uint64_t> timed_out{0};

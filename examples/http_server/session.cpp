@@ -4,7 +4,6 @@
 #include "http_response.hpp"
 
 #include <algorithm>
-#include <array>
 #include <span>
 #include <utility>
 
@@ -36,23 +35,27 @@ bool Session::start() {
 }
 
 void Session::serve() {
-  if (!input_.reserve(input_capacity(server_.config.limits)) || !output_.reserve(kOutputCapacity)) return;
+  // The parser's window is what the BufferedStream holds; what a step uses up is consumed, and
+  // the incomplete rest is moved to the front only when the next read needs the room. The
+  // framing stays the parser's (see session.hpp), so no read_until here.
+  aem::BufferedStream input(stream_, {.read_capacity = input_capacity(server_.config.limits), .write_capacity = 0});
+  if (!output_.reserve(kOutputCapacity)) return;
   while (!closing_) {
     wait_for_input();
     if (closing_) break;
-    auto n = stream_.read(std::as_writable_bytes(input_.space()));
-    // 0: the client closed, or a timeout or a drain shut the socket down; an error: the
-    // connection failed. Either way nothing more will be answered.
+    // Progress is certain: the buffer holds max_head_bytes, which the parser either completes
+    // a head from or refuses with 431, and body bytes are used up as they come; so fill never
+    // meets a full buffer. 0: the client closed, or a timeout or a drain shut the socket down;
+    // an error: the connection failed. Either way nothing more will be answered.
+    auto n = input.fill();
     if (!n || *n == 0) return;
-    input_.commit(*n);
-    input_.drop_front(process(input_.view()));
+    input.consume(process(input.buffered_text()));
     if (!flush()) return;
   }
   finish_connection();
   if (broken_) return;
-  std::array<std::byte, 4096> discard;
-  while (auto n = stream_.read(discard)) {
-    if (*n == 0) break;
+  while (auto dropped = input.read_some()) {  // lingering: what the client still sends is dropped
+    if (dropped->empty()) break;
   }
 }
 

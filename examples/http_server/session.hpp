@@ -1,11 +1,16 @@
 // session.hpp — Session: one HTTP connection, whichever style feeds it bytes.
 //
-// The two serving styles differ only in how bytes arrive: a capsule per connection reads into
-// the session's own buffer (serve), an on_data registration hands over each receive
-// (on_received), which is parsed where it lies — only the incomplete tail of a request is
-// copied, to wait for its remaining bytes. Responses are gathered in one output buffer and
-// written when the input at hand is used up (or the buffer fills up): pipelined requests get
-// their responses in one write. Requests are answered in order, one at a time.
+// The two serving styles differ only in how bytes arrive: a capsule per connection reads through
+// an aem::BufferedStream whose buffered bytes are the parser's window (serve), an on_data
+// registration hands over each receive (on_received), which is parsed where it lies — only the
+// incomplete tail of a request is copied, to wait for its remaining bytes. The framing is the
+// parser's in both (not BufferedStream::read_until "\r\n\r\n"): its scan validates each byte,
+// resumes where it stopped, takes empty lines before a request line, counts the head limit
+// exactly and decodes chunked bodies in place; the registration style's bytes arrive as
+// EventData, which a BufferedStream (it reads the socket itself) cannot take.
+// Responses are gathered in one output buffer and written when the input at hand is used up (or
+// the buffer fills up): pipelined requests get their responses in one write. Requests are
+// answered in order, one at a time.
 #pragma once
 
 #include "byte_buffer.hpp"
@@ -14,17 +19,19 @@
 #include "server.hpp"
 #include "static_file.hpp"
 
+#include <aem/net/buffered_stream.hpp>
 #include <aem/net/stream.hpp>
 #include <aem/time.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace http {
 
 // Route is what a request asks for.
-enum class Route : std::uint8_t { hello, echo, file, status };
+enum class Route : std::uint8_t { hello, echo, file, resolve, status };
 
 // Exchange is what the session keeps of the request being read, for the response: the head's
 // views do not outlive the bytes they point into.
@@ -37,6 +44,7 @@ struct Exchange {
   bool http10 = false;
   OpenedFile file;            // for Route::file
   ByteBuffer body;            // for Route::echo
+  std::string query;          // for Route::resolve: the target's query, copied
 };
 
 class Session {
@@ -70,6 +78,7 @@ class Session {
   void answer_hello();
   void answer_echo();
   void answer_file();
+  void answer_resolve();  // resolve_route.cpp
   // write_head formats a response head into the output. False if the connection broke.
   bool write_head(std::uint16_t status, std::string_view content_type, std::uint64_t length, std::string_view allow = {});
   // output_space returns at least `n` free bytes of the output buffer, flushing it first if
@@ -89,7 +98,7 @@ class Session {
   ConnectionRecord record_;
   RequestParser parser_;
   Exchange exchange_;
-  ByteBuffer input_;   // bytes of a request that are not complete yet
+  ByteBuffer input_;   // registration style: bytes of a request that are not complete yet
   ByteBuffer output_;  // responses not yet written
   aem::TimePoint request_start_{};
   bool in_request_ = false;  // bytes of a request have arrived, its end has not

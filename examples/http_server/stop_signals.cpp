@@ -2,13 +2,11 @@
 #include "stop_signals.hpp"
 
 #include <aem/error.hpp>
-#include <aem/fd_io.hpp>
+#include <aem/signal.hpp>
 
-#include <cerrno>
 #include <csignal>
-#include <span>
-#include <sys/signalfd.h>
-#include <unistd.h>
+#include <cstdio>
+#include <cstring>
 
 namespace http {
 
@@ -18,19 +16,26 @@ aem::Result<StopSignals> StopSignals::block() {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   if (const int error = ::pthread_sigmask(SIG_BLOCK, &signals, nullptr); error != 0) return aem::errno_code(error);
-  const int fd = ::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (fd < 0) return aem::errno_code(errno);
-  return StopSignals(fd);
+  return StopSignals();
 }
 
-StopSignals::~StopSignals() {
-  if (fd_ >= 0) ::close(fd_);
+bool StopSignals::take() {
+  State& state = *state_;
+  for (const int signo : {SIGINT, SIGTERM}) {
+    auto id = aem::on_signal(signo, [&state](const aem::SignalInfo& info) {
+      if (state.signo.exchange(info.signo) == 0) state.arrived.done();  // the first one counts
+    });
+    if (!id) {
+      std::fprintf(stderr, "http_server: on_signal(%s): %s\n", ::strsignal(signo), id.error().message().c_str());
+      return false;
+    }
+  }
+  return true;
 }
 
 int StopSignals::wait() {
-  signalfd_siginfo info{};
-  const auto n = aem::read(fd_, std::as_writable_bytes(std::span(&info, 1)));
-  return n && *n == sizeof info ? static_cast<int>(info.ssi_signo) : 0;
+  state_->arrived.wait();
+  return state_->signo.load();
 }
 
 }  // namespace http

@@ -1,31 +1,40 @@
-// stop_signals.hpp — StopSignals: SIGINT and SIGTERM, taken from a signalfd that a capsule
-// reads like any other descriptor, instead of a handler that interrupts whatever runs.
+// stop_signals.hpp — StopSignals: SIGINT and SIGTERM, taken as aem::on_signal events instead
+// of a handler that interrupts whatever runs.
 #pragma once
 
 #include <aem/result.hpp>
+#include <aem/wait_group.hpp>
 
-#include <utility>
+#include <atomic>
+#include <memory>
 
 namespace http {
 
 class StopSignals {
  public:
   // block blocks SIGINT and SIGTERM for the calling thread and the threads it starts later (the
-  // runtime's cores inherit the mask) and opens the signalfd. Call before the runtime starts.
-  // Errors: the errno of pthread_sigmask or signalfd.
+  // runtime's cores inherit the mask), so that one arriving before take() registers waits for
+  // it instead of ending the process. Call before the runtime starts.
+  // Errors: the errno of pthread_sigmask.
   static aem::Result<StopSignals> block();
 
-  StopSignals(StopSignals&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  StopSignals& operator=(StopSignals&&) = delete;
-  ~StopSignals();
+  // take registers SIGINT and SIGTERM with aem::on_signal. Call from a capsule, once, before
+  // serving: a signal the runtime reads before the registration is armed has nobody to go to.
+  // False if they could not be registered (the error is printed). The StopSignals must outlive
+  // the runtime: a signal that arrives while it stops still finds it.
+  bool take();
 
-  // wait suspends the calling capsule until SIGINT or SIGTERM arrives and returns its number
-  // (0 if reading the signalfd failed, e.g. because the runtime stops). Call from a capsule.
+  // wait suspends the calling capsule until SIGINT or SIGTERM arrives (after take()) and
+  // returns its number. Call from a capsule.
   int wait();
 
  private:
-  explicit StopSignals(int fd) noexcept : fd_(fd) {}
-  int fd_;
+  struct State {
+    std::atomic<int> signo{0};
+    aem::WaitGroup arrived{1};
+  };
+  StopSignals() : state_(std::make_unique<State>()) {}
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace http

@@ -91,7 +91,7 @@ enum class Zone : std::uint8_t {
 
 // ExhaustionPolicy says what allocate() does when no arena block can serve a request.
 enum class ExhaustionPolicy : std::uint8_t {
-  // fallback: serve the block from the general heap (mimalloc), count it in
+  // fallback: serve the block from the general heap (the process's malloc), count it in
   // ArenaStats::fallback_count and call ArenaConfig::on_pressure. Requests larger than the
   // capacity are served the same way. Fallback blocks are freed by the same deallocate() /
   // EventData path.
@@ -233,8 +233,8 @@ class AEM_EXPORT BuddyArena {
   // allocate returns a block of at least `size` bytes (owner thread only).
   // Size 0 returns a distinct min_block block, like malloc(0). Sizes up to the capacity come
   // from the region when it has room; otherwise on_pressure is called and, under the fallback
-  // policy, the block comes from mimalloc, under fail the result is errc::out_of_memory.
-  // Size > capacity: mimalloc under fallback, errc::invalid_argument under fail.
+  // policy, the block comes from the general heap (malloc), under fail the result is errc::out_of_memory.
+  // Size > capacity: the general heap under fallback, errc::invalid_argument under fail.
   // Calling it on another thread in debug mode returns errc::invalid_argument.
   Result<void*> allocate(std::size_t size) {
     std::size_t capacity;

@@ -23,6 +23,11 @@ namespace detail {
 // await_handoff waits (briefly) until a notifier whose notify() failed sets `released`: the
 // hand-off protocol shared by all the synchronisation primitives (detail/waiter.hpp).
 AEM_EXPORT void await_handoff(const std::atomic<bool>& released) noexcept;
+// inline_refusal is how a waiting call that returns its errors refuses an inline handler:
+// errc::inline_handler_blocked (counted in the handler's EventInfo::blocked) when the caller
+// is an inline handler on a core's dispatcher, else no error (a capsule may wait; on a plain
+// thread the Waiter throws errc::not_in_capsule).
+AEM_EXPORT std::error_code inline_refusal() noexcept;
 }  // namespace detail
 
 // Channel<T> is a bounded FIFO queue of T shared by any number of sending and receiving
@@ -84,9 +89,12 @@ class Channel {
   // `deadline` passes (errc::timed_out) or the channel is closed (errc::channel_closed).
   // On any error `value` is left untouched, so the caller may retry.
   // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread
-  // (use try_send() there). If the runtime shuts down while the capsule waits, the capsule is
-  // unwound (see detail::throw_forced_unwind) and the value is not sent.
+  // (use try_send() there); returns errc::inline_handler_blocked from an inline handler
+  // (Executor::inline_handler), even when there is room. If the runtime shuts down while the
+  // capsule waits, the capsule is unwound (see detail::throw_forced_unwind) and the value is
+  // not sent.
   Result<void> send(T&& value, Deadline deadline = {}) {
+    if (std::error_code refused = detail::inline_refusal()) return refused;
     detail::Waiter waiter;
     SendOp op{&value};
     waiter.slot = &op;
@@ -115,9 +123,11 @@ class Channel {
   // capsule until a value arrives, `deadline` passes (errc::timed_out) or the channel is
   // closed (errc::channel_closed). A closed channel still yields its buffered values first.
   // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread
-  // (use try_receive() there). If the runtime shuts down while the capsule waits, the capsule
-  // is unwound (see detail::throw_forced_unwind).
+  // (use try_receive() there); returns errc::inline_handler_blocked from an inline handler
+  // (Executor::inline_handler), even when a value is waiting. If the runtime shuts down while
+  // the capsule waits, the capsule is unwound (see detail::throw_forced_unwind).
   Result<T> receive(Deadline deadline = {}) {
+    if (std::error_code refused = detail::inline_refusal()) return refused;
     detail::Waiter waiter;
     ReceiveOp op;
     waiter.slot = &op;

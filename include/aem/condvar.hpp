@@ -9,6 +9,7 @@
 
 #include <concepts>
 #include <mutex>
+#include <system_error>
 
 namespace aem {
 
@@ -46,7 +47,8 @@ class CondVar {
   // Precondition: `lock` owns its mutex.
   // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread and
   // std::system_error(std::errc::operation_not_permitted) if `lock` does not own its mutex
-  // (in both cases before touching `lock`). If the runtime shuts down while the capsule waits,
+  // (in both cases before touching `lock`), and errc::inline_handler_blocked from an inline
+  // handler (Executor::inline_handler). If the runtime shuts down while the capsule waits,
   // the capsule is unwound (see detail::throw_forced_unwind) and `lock` no longer owns the
   // mutex (lock.owns_lock() is false, so the unique_lock will not unlock it again).
   AEM_EXPORT void wait(std::unique_lock<Mutex>& lock);
@@ -54,6 +56,7 @@ class CondVar {
   // wait() is wait(lock) that gives up once `deadline` has passed: it then re-acquires
   // `lock` (without a deadline, like std::condition_variable) and returns errc::timed_out.
   // Returns success when woken by a notify (also one that came as the deadline passed).
+  // From an inline handler it returns errc::inline_handler_blocked (without touching `lock`).
   // Precondition, call site and shutdown behaviour: as wait(lock).
   AEM_EXPORT Result<void> wait(std::unique_lock<Mutex>& lock, Deadline deadline);
 
@@ -67,12 +70,18 @@ class CondVar {
 
   // wait() waits until `pred()` is true or `deadline` has passed, and returns the final value
   // of `pred()` (so false means it timed out with the condition still false). `pred` is called
-  // with the mutex held.
+  // with the mutex held. From an inline handler, while `pred()` is false, it throws
+  // std::system_error(errc::inline_handler_blocked).
   // Precondition, call site and shutdown behaviour: as wait(lock).
   template <std::predicate Pred>
   bool wait(std::unique_lock<Mutex>& lock, Deadline deadline, Pred pred) {
     while (!pred()) {
-      if (!wait(lock, deadline)) return pred();
+      Result<void> waited = wait(lock, deadline);
+      if (waited) continue;
+      // Only a bool to return: an inline handler's refusal is thrown (like wait(lock, pred)),
+      // not mistaken for a timeout.
+      if (waited.error() == errc::inline_handler_blocked) throw std::system_error(waited.error(), "aem::CondVar::wait");
+      return pred();
     }
     return true;
   }
@@ -88,6 +97,8 @@ class CondVar {
   AEM_EXPORT void notify_all() noexcept;
 
  private:
+  Result<void> wait_until(std::unique_lock<Mutex>& lock, Deadline deadline);
+
   detail::SpinLock guard_;  // guards waiters_
   detail::WaitList waiters_;
 };

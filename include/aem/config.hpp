@@ -21,7 +21,9 @@ enum class BackendKind : std::uint8_t {
   // io_uring only: starting the runtime fails where io_uring is refused.
   io_uring,
   // epoll: readiness-based system calls. The same API and results, with fewer system calls
-  // saved: regular files are read and written synchronously (they block the core's thread).
+  // saved: epoll cannot wait for regular files (nor block devices or directories), so aem::read
+  // / write / read_at / write_at of those run on the runtime's pool of blocking threads
+  // (aem::blocking, Config::blocking_threads) while the calling capsule waits.
   epoll,
 };
 
@@ -117,6 +119,25 @@ struct Config {
   // policy limits the whole runtime, counted across all its cores (registrations, handlers
   // running at once, capsules, source types, executors); unlimited by default (policy.hpp).
   Policy policy{};
+  // blocking_threads caps the runtime's pool of OS threads that run aem::blocking calls (and,
+  // on the epoll backend, regular-file reads and writes). The pool is shared by all cores;
+  // threads start on demand, so an application that never blocks has none. Such calls mostly
+  // wait (a database, DNS, a disk), so the cap is well above the core count; it bounds the
+  // threads a flood of slow calls can create. At least 1: start() fails with
+  // errc::invalid_argument on 0.
+  unsigned blocking_threads = 64;
+  // blocking_keep_alive is how long an idle pool thread waits for another call before it exits.
+  // Negative: start() fails with errc::invalid_argument.
+  std::chrono::nanoseconds blocking_keep_alive = std::chrono::seconds(10);
+  // blocking_queue_bound is how many calls may wait for a pool thread when all blocking_threads
+  // are busy; one more fails at once with errc::blocking_queue_full (0: a call runs at once or
+  // is refused). The queue never grows beyond it.
+  std::size_t blocking_queue_bound = 4096;
+  // blocking_shutdown_wait is how long Runtime::stop waits for pool calls that are still
+  // running; after it, it reports each on stderr (where it was called, for how long) and returns,
+  // leaving the thread to finish the call and drop its result. Negative: start() fails with
+  // errc::invalid_argument.
+  std::chrono::nanoseconds blocking_shutdown_wait = std::chrono::seconds(1);
 };
 
 }  // namespace aem

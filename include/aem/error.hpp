@@ -35,6 +35,9 @@ enum class errc : int {
   end_of_stream,         // the peer closed the stream before the bytes a call needed arrived
   inline_handler_blocked,  // an inline handler (Executor::inline_handler) tried to suspend
   policy_limit,          // the runtime's or the event group's Policy refuses it (policy.hpp)
+  line_too_long,         // no delimiter within the length a framed read allows (BufferedStream)
+  not_numeric_address,   // SocketAddress::parse got a host name: it reads numeric addresses only
+  blocking_queue_full,   // aem::blocking: every pool thread is busy and Config::blocking_queue_bound calls wait
 };
 
 namespace detail {
@@ -74,6 +77,14 @@ class ErrorCategory final : public std::error_category {
       case errc::policy_limit:
         return "refused by an aem::Policy (Config::policy or the event group's): too many registrations or "
                "capsules, or a source type or executor it does not allow";
+      case errc::line_too_long:
+        return "no delimiter within the maximum length: the line or frame is too long (the bytes stay buffered)";
+      case errc::not_numeric_address:
+        return "not a numeric IP address: SocketAddress::parse reads numeric addresses only; resolve host names "
+               "with aem::resolve";
+      case errc::blocking_queue_full:
+        return "aem::blocking refused the call: every pool thread is busy and Config::blocking_queue_bound calls "
+               "already wait for one (raise Config::blocking_threads or the bound, or shed load)";
     }
     return "unknown aem error " + std::to_string(value);
   }

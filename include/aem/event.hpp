@@ -46,9 +46,11 @@ struct EventInfo {
   // throttled: its queue reached the bound, so its source is paused (a source that can wait:
   // sockets) until the queue has drained to half of it.
   bool throttled = false;
+  // activated = delivered + queued + filtered + lost in every snapshot, also one a handler
+  // takes while it serves an activation (that one counts as delivered).
   std::uint64_t activated = 0;  // activations that reached the registration
   std::uint64_t delivered = 0;  // of which handed to its handler
-  std::uint64_t queued = 0;     // of which waiting now
+  std::uint64_t queued = 0;     // of which waiting now: queued, or in a capsule not started yet
   std::uint64_t filtered = 0;   // of which dropped by the filter
   std::uint64_t lost = 0;       // of which dropped at the queue bound (reported through Lost)
   std::uint64_t blocked = 0;    // inline handler: suspensions refused (errc::inline_handler_blocked)

@@ -25,12 +25,15 @@ enum class Executor : std::uint8_t {
   // inline_handler: the handler runs on the core's dispatcher itself, as soon as the event is
   // activated — no capsule, no switch — for handlers declared non-blocking. Such a handler may
   // compute, allocate event data, register, trigger, cancel and control registrations of its
-  // own core, and start capsules (spawn, post); it may not suspend: no I/O wait, sleep, yield,
-  // join, submit, mutex, condition variable, semaphore, channel or wait-group wait. Each such
-  // call is refused (std::system_error with errc::inline_handler_blocked, or that error code
-  // where the call returns one; yield returns at once) and counted in EventInfo::blocked and
-  // this_core::event_stats(). Activations that arrive while a capsule runs (a trigger from a
-  // capsule) wait for the dispatcher's next turn. One at a time, in order, like keepalive.
+  // own core, and start capsules (spawn, post); it may not suspend: no I/O wait (fd or
+  // socket), sleep, yield, join, submit, mutex, condition variable, semaphore, channel or
+  // wait-group wait. Each such call is refused with errc::inline_handler_blocked, whatever the
+  // state (a free mutex too): returned by the calls that return a Result (the deadline forms,
+  // Channel send/receive, fd and socket I/O, submit), thrown as std::system_error by the others
+  // (lock(), acquire(), wait(), sleep, join); yield returns at once. Each refusal is counted in
+  // EventInfo::blocked and this_core::event_stats(). Activations that arrive while a capsule
+  // runs (a trigger from a capsule) wait for the dispatcher's next turn. One at a time, in
+  // order, like keepalive.
   inline_handler,
 };
 

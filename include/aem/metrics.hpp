@@ -37,6 +37,9 @@ struct CoreMetrics {
   std::uint64_t accept_backoffs = 0;       // accepts paused for want of descriptors or memory
   std::uint64_t receive_starvations = 0;   // receives paused for want of receive buffers
   std::uint64_t capsule_pool_shortfalls = 0;  // pool growths that could not map every stack wanted
+  std::uint64_t blocking_calls = 0;        // aem::blocking calls of the core's capsules handed to the pool
+  std::uint64_t blocking_timeouts = 0;     // of which the capsule gave up at its deadline
+  std::uint64_t blocking_refusals = 0;     // aem::blocking calls refused: errc::blocking_queue_full
 
   // ---- gauges
   PriorityCounts ready_capsules{};        // capsules in the ready queue, by priority
@@ -49,6 +52,13 @@ struct CoreMetrics {
   std::uint64_t arena_fallback_bytes = 0; // general-heap bytes held by fallback allocations
   std::uint64_t receive_buffers = 0;      // the core's receive buffers (0 before its first on_data)
   std::uint64_t receive_buffers_missing = 0;  // of which handed to handlers and not yet replaced
+  std::uint64_t blocking_queue_wait_max_ns = 0;  // the longest a call of the core waited for a pool thread
+  std::uint64_t blocking_queued = 0;      // calls of the core waiting for a pool thread
+  std::uint64_t blocking_busy = 0;        // calls of the core running on pool threads
+  // blocking_threads counts the runtime's pool threads (idle ones too). The pool is shared by
+  // all cores: the same value in every core's snapshot, and one sample without a core label
+  // in to_prometheus.
+  std::uint64_t blocking_threads = 0;
 };
 
 // to_prometheus renders `cores` in the Prometheus text exposition format (version 0.0.4): one

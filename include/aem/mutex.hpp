@@ -55,14 +55,16 @@ class Mutex {
   // lock() acquires the mutex, suspending the calling capsule until it is free. Waiters are
   // served in FIFO order.
   // Precondition: the calling capsule does not hold the mutex.
-  // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread
-  // (also when the mutex happens to be free). If the runtime shuts down while the capsule waits,
+  // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread and
+  // errc::inline_handler_blocked from an inline handler (Executor::inline_handler), also when
+  // the mutex happens to be free. If the runtime shuts down while the capsule waits,
   // the capsule is unwound (see detail::throw_forced_unwind) without the mutex.
   AEM_EXPORT void lock();
 
   // lock() acquires the mutex, or gives up once `deadline` has passed and returns
   // errc::timed_out (then the mutex is not held). A free mutex is taken even if the deadline
-  // has already passed, and so is one handed over as the deadline passes.
+  // has already passed, and so is one handed over as the deadline passes. From an inline
+  // handler it returns errc::inline_handler_blocked (also when the mutex is free).
   // Precondition, call site and shutdown behaviour: as lock().
   AEM_EXPORT Result<void> lock(Deadline deadline);
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <aem/net/address.hpp>
+#include <aem/net/buffered_stream.hpp>
 #include <aem/net/listener.hpp>
 #include <aem/net/socket.hpp>
 #include <aem/net/stream.hpp>

@@ -112,7 +112,13 @@ class AEM_EXPORT Runtime {
   // cores returns the number of cores (Config::cores resolved).
   unsigned cores() const noexcept;
   const Config& config() const noexcept;
-  // running reports whether the cores are running (between start/run and the end of stop).
+  // running reports whether the runtime accepts work: true from start (or inside run) until a
+  // stop is requested — by stop() from any thread or capsule, or by run's function returning.
+  // When it is false, submit fails (errc::shutting_down while the cores wind down,
+  // errc::not_running once they have stopped). A stop requested from a capsule returns at once
+  // and the cores finish in the background; stop() from a plain thread (or the destructor)
+  // waits for them, and only then may start() run the runtime again (before that it returns
+  // errc::already_running). Any thread.
   bool running() const noexcept;
   // backend_name returns "io_uring" or "epoll": the kernel interface the cores use (see
   // Config::backend and AEM_BACKEND), or used until the last stop; "" before the first start.

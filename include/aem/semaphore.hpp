@@ -34,14 +34,16 @@ class Semaphore {
   Semaphore& operator=(const Semaphore&) = delete;
 
   // acquire() takes one permit, suspending the calling capsule until one is available.
-  // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread
-  // (even when a permit is available). If the runtime shuts down while the capsule waits, the
+  // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread and
+  // errc::inline_handler_blocked from an inline handler (Executor::inline_handler), even when a
+  // permit is available. If the runtime shuts down while the capsule waits, the
   // capsule is unwound (see detail::throw_forced_unwind) without a permit.
   AEM_EXPORT void acquire();
 
   // acquire() takes one permit, or gives up once `deadline` has passed and returns
   // errc::timed_out (no permit taken). An available permit is taken even if the deadline has
-  // already passed, and so is one handed over as the deadline passes.
+  // already passed, and so is one handed over as the deadline passes. From an inline handler
+  // it returns errc::inline_handler_blocked (even when a permit is available).
   // Call site and shutdown behaviour: as acquire().
   AEM_EXPORT Result<void> acquire(Deadline deadline);
 

@@ -42,13 +42,15 @@ class WaitGroup {
   void done() { add(-1); }
 
   // wait() suspends the calling capsule until the count is zero (returns at once if it is).
-  // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread
-  // (even when the count is zero). If the runtime shuts down while the capsule waits, the
+  // Call from a capsule. Throws std::system_error(errc::not_in_capsule) from a plain thread and
+  // errc::inline_handler_blocked from an inline handler (Executor::inline_handler), even when
+  // the count is zero. If the runtime shuts down while the capsule waits, the
   // capsule is unwound (see detail::throw_forced_unwind).
   AEM_EXPORT void wait();
 
   // wait() waits until the count is zero, or gives up once `deadline` has passed and returns
-  // errc::timed_out.
+  // errc::timed_out. From an inline handler it returns errc::inline_handler_blocked (even
+  // when the count is zero).
   // Call site and shutdown behaviour: as wait().
   AEM_EXPORT Result<void> wait(Deadline deadline);
 

@@ -12,7 +12,9 @@
 //                 wait for writability → SO_ERROR;
 //   regular files, block devices and directories  plain blocking calls, synchronously: epoll
 //                 cannot wait for them (epoll_ctl gives EPERM), and the page cache makes most
-//                 such calls short. A slow disk read therefore stalls the core on this backend.
+//                 such calls short. The capsule-facing read / write / read_at / write_at send
+//                 them to the runtime's blocking pool instead, so a slow disk does not stall the
+//                 core; what still arrives here (the pool's queue full) runs on the core.
 // When an attempt finds nothing to do (EAGAIN), the backend queues the operation on its fd and
 // attempts it again when epoll reports the fd ready.
 #pragma once

@@ -61,6 +61,7 @@ struct Dispatcher::Activation final : TaskState {
     } else {
       --dispatcher->unstarted_[static_cast<unsigned>(self->launched_at)];
       --dispatcher->unstarted_total_;
+      --r->launched;
       // Cancelled after this activation was queued but before it started: cancel() promises
       // that no activation starts once it has returned.
       if (!r->cancelled) dispatcher->deliver(r, self->payload);
@@ -121,8 +122,7 @@ bool Dispatcher::admit(Registration* r, Payload& p) noexcept {
     try {
       pass = x.filter(view);
     } catch (...) {
-      std::fprintf(stderr, "aem: the filter of event %llu threw; the activation passes\n",
-                   static_cast<unsigned long long>(table_.id_of(r).value()));
+      std::fprintf(stderr, "aem: the filter of %s threw; the activation passes\n", event_name(r->kind, table_.id_of(r)).text);
     }
     if (!pass) {
       ++r->filtered;
@@ -163,8 +163,8 @@ bool Dispatcher::enqueue(Registration* r, Payload& payload) noexcept {
     release_payload(r, payload);
     if (r->queue.empty()) {
       // Out of memory with nothing queued: no later pop will report it, so say it now.
-      std::fprintf(stderr, "aem: out of memory queueing an activation of event %llu; it is lost\n",
-                   static_cast<unsigned long long>(table_.id_of(r).value()));
+      std::fprintf(stderr, "aem: out of memory queueing an activation of %s; it is lost\n",
+                   event_name(r->kind, table_.id_of(r)).text);
       r->lost_pending = 0;
     }
     return false;
@@ -242,6 +242,7 @@ bool Dispatcher::start_activation(Registration* r, Payload* payload, bool hold_b
   if (payload != nullptr) {
     ++unstarted_[static_cast<unsigned>(at)];
     ++unstarted_total_;
+    ++r->launched;  // still waiting (EventInfo::queued) until its capsule starts it
   }
   auto* activation = new ((*capsule)->frame) Activation(this, r, payload, at);
   activation->runner = &core_;
@@ -310,11 +311,11 @@ void Dispatcher::deliver(Registration* r, Payload& p) noexcept {
         try {
           r->extras->on_lost(Lost{p.lost});
         } catch (...) {
-          std::fprintf(stderr, "aem: on_lost of event %llu threw\n", static_cast<unsigned long long>(table_.id_of(r).value()));
+          std::fprintf(stderr, "aem: on_lost of %s threw\n", event_name(r->kind, table_.id_of(r)).text);
         }
       } else {
-        std::fprintf(stderr, "aem: %u activations of %s event %llu were lost at its queue bound (%u)\n", p.lost,
-                     source_name(r->kind), static_cast<unsigned long long>(table_.id_of(r).value()), r->queue_bound);
+        std::fprintf(stderr, "aem: %u activations of %s were lost at its queue bound (%u)\n", p.lost,
+                     event_name(r->kind, table_.id_of(r)).text, r->queue_bound);
       }
       break;
     case PayloadKind::timeout:
@@ -323,8 +324,7 @@ void Dispatcher::deliver(Registration* r, Payload& p) noexcept {
         try {
           handler();
         } catch (...) {
-          std::fprintf(stderr, "aem: the timeout handler of event %llu threw\n",
-                       static_cast<unsigned long long>(table_.id_of(r).value()));
+          std::fprintf(stderr, "aem: the timeout handler of %s threw\n", event_name(r->kind, table_.id_of(r)).text);
         }
       }
       break;
@@ -335,7 +335,7 @@ void Dispatcher::deliver(Registration* r, Payload& p) noexcept {
         try {
           r->extras->on_error(std::error_code(p.error, std::generic_category()));
         } catch (...) {
-          std::fprintf(stderr, "aem: on_error of event %llu threw\n", static_cast<unsigned long long>(table_.id_of(r).value()));
+          std::fprintf(stderr, "aem: on_error of %s threw\n", event_name(r->kind, table_.id_of(r)).text);
         }
       }
       break;
@@ -354,11 +354,9 @@ void Dispatcher::invoke_handler(Registration* r, Payload& p) noexcept {
   } catch (const ForcedUnwind&) {
     // shutdown: the handler's capsule unwound; nothing to report
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "aem: %s handler (event %llu) threw: %s\n", source_name(r->kind),
-                 static_cast<unsigned long long>(table_.id_of(r).value()), e.what());
+    std::fprintf(stderr, "aem: the handler of %s threw: %s\n", event_name(r->kind, table_.id_of(r)).text, e.what());
   } catch (...) {
-    std::fprintf(stderr, "aem: %s handler (event %llu) threw a non-std exception\n", source_name(r->kind),
-                 static_cast<unsigned long long>(table_.id_of(r).value()));
+    std::fprintf(stderr, "aem: the handler of %s threw a non-std exception\n", event_name(r->kind, table_.id_of(r)).text);
   }
   if (handler == r->handler) {
     --r->handler_users;

@@ -169,11 +169,17 @@ Result<EventInfo> EventTable::info(EventId id) const noexcept {
   info.exec = r->exec;
   info.core = core_.index();
   info.queue_bound = r->queue_bound;
-  info.running = r->running;
+  info.running = r->running - r->launched;  // started: not the capsules still waiting to start theirs
   info.sharing = r->source != nullptr ? r->source->attached : 1;
   info.activated = r->activated;
   info.delivered = r->delivered;
-  info.queued = r->queue.size();
+  // Waiting: the activations in its queue (not the notices there: a loss report is counted in
+  // `lost`, a timeout is no activation) and those in capsules that have not started yet, so that
+  // the counts add up to `activated` in any snapshot, one taken by a running handler included.
+  r->queue.for_each([&](const Payload& p) {
+    if (p.kind == PayloadKind::activation || p.kind == PayloadKind::error) ++info.queued;
+  });
+  info.queued += r->launched;
   info.filtered = r->filtered;
   info.lost = r->lost;
   info.blocked = r->blocked;

@@ -8,6 +8,7 @@
 #include "alloc/task_memory.hpp"
 #include "runtime/events/sources/topic_registry.hpp"
 
+#include <cstdio>
 #include <new>
 #include <unistd.h>
 
@@ -31,6 +32,13 @@ const char* source_name(SourceType kind) noexcept {
     case SourceType::error: return "error";
   }
   return "event";
+}
+
+EventName event_name(SourceType kind, EventId id) noexcept {
+  EventName name;
+  std::snprintf(name.text, sizeof name.text, "%s %u/%u/%u (core/slot/generation)", source_name(kind), id.core(), id.slot(),
+                id.generation());
+  return name;
 }
 
 void release_payload(const Registration* r, Payload& p) noexcept {
@@ -121,7 +129,7 @@ Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, R
   r->next_free = nullptr;
   r->in_use = true;
   r->cancelled = r->worker_active = r->disabled = r->throttling = r->detached = false;
-  r->running = r->handler_users = r->lost_pending = r->blocked = 0;
+  r->running = r->handler_users = r->lost_pending = r->blocked = r->launched = 0;
   r->activated = r->delivered = r->filtered = r->lost = 0;
   r->priority = options.priority;
   r->exec = options.exec;

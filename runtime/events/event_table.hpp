@@ -97,6 +97,7 @@ struct Registration {
   std::uint32_t queue_bound = kDefaultQueueBound;
   std::uint32_t lost_pending = 0;  // dropped, not yet reported
   std::uint32_t blocked = 0;       // inline: suspensions refused
+  std::uint32_t launched = 0;      // fresh capsules launched with an activation, not started yet
   Priority priority = Priority::normal;
   Priority pending_top = Priority::idle;  // highest priority queued (valid while the queue is not empty)
   SourceType kind = SourceType::timer;
@@ -273,6 +274,13 @@ void release_payload(const Registration* registration, Payload& payload) noexcep
 
 // source_name names a kind of source for messages.
 const char* source_name(SourceType kind) noexcept;
+
+// EventName is how messages name a registration: its kind and its id in readable form,
+// "timer 0/5/1 (core/slot/generation)" (the raw 64-bit id says nothing to a reader).
+struct EventName {
+  char text[64];
+};
+EventName event_name(SourceType kind, EventId id) noexcept;
 
 // event_table is `core`'s table: the event layer the runtime installs on every core.
 inline EventTable* event_table(Core* core) noexcept { return static_cast<EventTable*>(core->events()); }

@@ -1,5 +1,6 @@
 // metrics.cpp — collecting every core's metrics from any thread (Runtime::metrics) or the
 // calling core's (this_core::metrics).
+#include "runtime/offload/blocking_pool.hpp"
 #include "runtime/sched/core.hpp"
 #include "runtime/sched/metrics_cell.hpp"
 #include "runtime/sched/runtime_impl.hpp"
@@ -60,6 +61,10 @@ std::vector<CoreMetrics> Runtime::metrics() const {
     if (tickets[i] != 0) detail::wait_served(core.metrics(), tickets[i], own);
     result.push_back(core.metrics().read(i));
   }
+  // The pool's gauges: it is shared by the cores, so they are read from it, not from a core.
+  if (runtime.offload() != nullptr) {
+    for (CoreMetrics& m : result) detail::BlockingPool::of(runtime).add_metrics(m);
+  }
   return result;
 }
 
@@ -68,7 +73,9 @@ namespace this_core {
 Result<CoreMetrics> metrics() {
   detail::Core* core = detail::Core::current_core();
   if (core == nullptr) return make_error_code(errc::not_in_capsule);
-  return core->snapshot_metrics();
+  CoreMetrics m = core->snapshot_metrics();
+  if (core->runtime().offload() != nullptr) detail::BlockingPool::of(core->runtime()).add_metrics(m);
+  return m;
 }
 
 }  // namespace this_core

@@ -17,6 +17,7 @@ struct Family {
   std::uint64_t CoreMetrics::* scalar;
   PriorityCounts CoreMetrics::* levels;
   bool nanoseconds_as_seconds;
+  bool runtime_wide = false;  // the same on every core: one sample, without a core label
 };
 
 constexpr Family kFamilies[] = {
@@ -47,6 +48,12 @@ constexpr Family kFamilies[] = {
      &CoreMetrics::receive_starvations, nullptr, false},
     {"aem_capsule_pool_shortfalls_total", "counter", "Capsule pool growths that could not map every stack wanted.",
      &CoreMetrics::capsule_pool_shortfalls, nullptr, false},
+    {"aem_blocking_calls_total", "counter", "aem::blocking calls of the core's capsules handed to the pool.",
+     &CoreMetrics::blocking_calls, nullptr, false},
+    {"aem_blocking_timeouts_total", "counter", "aem::blocking calls whose capsule gave up at its deadline.",
+     &CoreMetrics::blocking_timeouts, nullptr, false},
+    {"aem_blocking_refusals_total", "counter", "aem::blocking calls refused because the pool's queue was full.",
+     &CoreMetrics::blocking_refusals, nullptr, false},
     {"aem_ready_capsules", "gauge", "Capsules in the ready queue, by priority.", nullptr, &CoreMetrics::ready_capsules,
      false},
     {"aem_pending_activations", "gauge", "Activations queued in registrations and not started, by priority.", nullptr,
@@ -62,6 +69,14 @@ constexpr Family kFamilies[] = {
     {"aem_receive_buffers", "gauge", "Receive buffers of the core.", &CoreMetrics::receive_buffers, nullptr, false},
     {"aem_receive_buffers_missing", "gauge", "Receive buffers handed to handlers and not yet replaced.",
      &CoreMetrics::receive_buffers_missing, nullptr, false},
+    {"aem_blocking_queue_wait_max_seconds", "gauge", "The longest an aem::blocking call of the core waited for a pool thread.",
+     &CoreMetrics::blocking_queue_wait_max_ns, nullptr, true},
+    {"aem_blocking_queued", "gauge", "aem::blocking calls of the core waiting for a pool thread.",
+     &CoreMetrics::blocking_queued, nullptr, false},
+    {"aem_blocking_busy", "gauge", "aem::blocking calls of the core running on pool threads.",
+     &CoreMetrics::blocking_busy, nullptr, false},
+    {"aem_blocking_threads", "gauge", "Threads of the runtime's blocking pool, idle ones included.",
+     &CoreMetrics::blocking_threads, nullptr, false, true},
 };
 
 void append_number(std::string& out, std::uint64_t value) {
@@ -106,6 +121,14 @@ std::string to_prometheus(const std::vector<CoreMetrics>& cores) {
   for (const Family& family : kFamilies) {
     out.append("# HELP ").append(family.name).append(" ").append(family.help).append("\n");
     out.append("# TYPE ").append(family.name).append(" ").append(family.type).append("\n");
+    if (family.runtime_wide) {
+      if (!cores.empty()) {
+        out.append(family.name).append(" ");
+        append_value(out, family, cores.front().*family.scalar);
+        out += '\n';
+      }
+      continue;
+    }
     for (const CoreMetrics& core : cores) {
       if (family.scalar != nullptr) {
         append_sample(out, family, core.core, -1, core.*family.scalar);

@@ -1,4 +1,5 @@
-// address.cpp — SocketAddress: text ↔ sockaddr, numeric hosts only.
+// address.cpp — SocketAddress: text ↔ sockaddr, numeric hosts only (host names are told apart,
+// to point their callers at aem::resolve).
 #include <aem/net/address.hpp>
 
 #include <arpa/inet.h>
@@ -34,6 +35,27 @@ bool host_to_binary(int family, std::string_view host, void* out) {
   return ::inet_pton(family, text, out) == 1;
 }
 
+// looks_like_host_name tells whether `host` has the shape of a DNS name (RFC 1123 labels of
+// letters, digits and hyphens, dot-separated, a letter somewhere): text that a resolver would
+// look up, as opposed to text that is simply malformed.
+bool looks_like_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  bool letter = false;
+  std::size_t label = 0;
+  for (const char c : host) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alpha && !(c >= '0' && c <= '9') && c != '-') return false;
+    letter = letter || alpha;
+    if (++label > 63) return false;
+  }
+  return letter;
+}
+
 }  // namespace
 
 SocketAddress::SocketAddress() noexcept : storage_{} {}
@@ -55,7 +77,8 @@ Result<SocketAddress> SocketAddress::parse(std::string_view host, std::uint16_t 
     address.length_ = sizeof(sockaddr_in6);
     return address;
   }
-  return errc::invalid_argument;
+  // A host name is not malformed, only not for this call: say where it goes.
+  return looks_like_host_name(host) ? errc::not_numeric_address : errc::invalid_argument;
 }
 
 Result<SocketAddress> SocketAddress::parse(std::string_view text) {

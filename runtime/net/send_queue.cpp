@@ -216,7 +216,7 @@ void SendQueue::wait_room() {
 
 Result<void> SendQueue::flush(Deadline deadline) {
   Core* core = Core::current_core();
-  if (core == nullptr || core->current() == nullptr) return errc::not_in_capsule;
+  if (core == nullptr || core->current() == nullptr) return Core::suspension_refused();  // inline handler: counted
   if (core != core_) return errc::invalid_argument;
   while (busy_) {
     Waiter waiter;

@@ -2,6 +2,7 @@
 
 #include "runtime/fdio/io_result.hpp"
 #include "runtime/fdio/io_wait.hpp"
+#include "runtime/sched/core.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,7 +12,7 @@ namespace aem::detail {
 Result<int> socket_perform(SharedFd& socket, IoRequest request, Deadline deadline) {
   IoCancelSlot slot;
   request.fd = socket.enter(&slot);
-  if (slot.capsule == nullptr) return errc::not_in_capsule;
+  if (slot.capsule == nullptr) return Core::suspension_refused();  // inline handler: counted
   if (request.fd < 0) return errno_code(EBADF);
   const int result = perform(request, deadline, &slot);
   socket.leave(&slot);

@@ -1,6 +1,8 @@
 // tcp.cpp — TcpStream and TcpListener: the TCP-only parts (connect, TCP options).
+#include "runtime/net/happy_eyeballs.hpp"
 #include "runtime/net/socket_io.hpp"
 
+#include <aem/net/resolve.hpp>
 #include <aem/net/tcp.hpp>
 
 #include <netinet/in.h>
@@ -14,6 +16,20 @@ Result<TcpStream> TcpStream::connect(const SocketAddress& address, Deadline dead
   Result<int> fd = detail::connect_socket(address, SOCK_STREAM, deadline);
   if (!fd) return fd.error();
   return TcpStream(*fd);
+}
+
+Result<TcpStream> TcpStream::connect(std::span<const SocketAddress> addresses, Deadline deadline,
+                                     const ConnectOptions& options) {
+  Result<int> fd = detail::connect_first(addresses, deadline, options.attempt_delay);
+  if (!fd) return fd.error();
+  return TcpStream(*fd);
+}
+
+Result<TcpStream> TcpStream::connect(std::string_view host, std::uint16_t port, Deadline deadline,
+                                     const ConnectOptions& options) {
+  Result<std::vector<SocketAddress>> addresses = resolve(host, port, {.deadline = deadline});
+  if (!addresses) return addresses.error();
+  return connect(*addresses, deadline, options);
 }
 
 Result<void> TcpStream::set_nodelay(bool on) { return set_option(IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0); }

@@ -63,6 +63,18 @@ class Core {
     bool in_capsule = false;
     return api_caller(in_capsule);
   }
+  // suspension_refused is the error of a call that would suspend its caller but finds no
+  // capsule to suspend: errc::inline_handler_blocked inside an inline handler on a core's
+  // dispatcher (counted in the registration's EventInfo::blocked: the handler broke its
+  // promise not to block), else errc::not_in_capsule. Every suspending call that returns its
+  // errors refuses through this, so all report the same code for the same cause. Any thread.
+  static std::error_code suspension_refused() noexcept {
+    Core* core = t_current;
+    if (core != nullptr && core->current_ == nullptr && core->events_ != nullptr && core->events_->note_inline_block()) {
+      return make_error_code(errc::inline_handler_blocked);
+    }
+    return make_error_code(errc::not_in_capsule);
+  }
 
   unsigned index() const noexcept { return index_; }
   RuntimeImpl& runtime() noexcept { return runtime_; }

@@ -46,6 +46,10 @@ CoreMetrics MetricsCell::read(unsigned core) const noexcept {
   m.loop_turns = counters_[kLoopTurns].load(std::memory_order_relaxed);
   m.idle_ns = counters_[kIdleNs].load(std::memory_order_relaxed);
   m.spin_ns = counters_[kSpinNs].load(std::memory_order_relaxed);
+  m.blocking_calls = counters_[kBlockingCalls].load(std::memory_order_relaxed);
+  m.blocking_timeouts = counters_[kBlockingTimeouts].load(std::memory_order_relaxed);
+  m.blocking_refusals = counters_[kBlockingRefusals].load(std::memory_order_relaxed);
+  m.blocking_queue_wait_max_ns = counters_[kBlockingWaitMaxNs].load(std::memory_order_relaxed);
   for (unsigned i = 0; i < kPublished; ++i) m.*kPublishedFields[i] = published_[i].load(std::memory_order_relaxed);
   return m;
 }

@@ -34,6 +34,18 @@ class MetricsCell {
   void add_idle(Duration slept) noexcept { add_time(kIdleNs, slept); }
   // add_spin adds time the core polled for work before it slept (or found some).
   void add_spin(Duration polled) noexcept { add_time(kSpinNs, polled); }
+  // count_blocking_call / _timeout / _refusal count aem::blocking calls of the core's capsules:
+  // handed to the pool, given up at their deadline, refused with the queue full.
+  void count_blocking_call() noexcept { add(counters_[kBlockingCalls], 1); }
+  void count_blocking_timeout() noexcept { add(counters_[kBlockingTimeouts], 1); }
+  void count_blocking_refusal() noexcept { add(counters_[kBlockingRefusals], 1); }
+  // note_blocking_queue_wait keeps the longest time a call waited for a pool thread.
+  void note_blocking_queue_wait(Duration waited) noexcept {
+    const auto ns = static_cast<std::uint64_t>(waited.count() > 0 ? waited.count() : 0);
+    if (ns > counters_[kBlockingWaitMaxNs].load(std::memory_order_relaxed)) {
+      counters_[kBlockingWaitMaxNs].store(ns, std::memory_order_relaxed);
+    }
+  }
 
   // ---- publishing (owner) and reading (any thread).
 
@@ -55,7 +67,10 @@ class MetricsCell {
   CoreMetrics read(unsigned core) const noexcept;
 
  private:
-  enum Counter : unsigned { kPriorityBoosts, kLoopTurns, kIdleNs, kSpinNs, kCounters };
+  enum Counter : unsigned {
+    kPriorityBoosts, kLoopTurns, kIdleNs, kSpinNs,
+    kBlockingCalls, kBlockingTimeouts, kBlockingRefusals, kBlockingWaitMaxNs, kCounters
+  };
   enum PerLevel : unsigned { kActivations, kDeliveries, kLost, kPending, kPerLevel };
   static constexpr unsigned kPublished = 15;  // the fields of metrics_cell.cpp's kPublishedFields
 

@@ -127,6 +127,12 @@ Result<void> RuntimeImpl::start(TaskState* root) {
   std::unique_lock lifecycle(lifecycle_mutex_);
   if (Core::current_core() != nullptr) return make_error_code(errc::already_running);
   if (running_.exchange(true)) return make_error_code(errc::already_running);
+  if (offload_) {
+    if (std::error_code refused = offload_->starting()) {
+      running_.store(false);
+      return refused;
+    }
+  }
   stopping_.store(false);
   stopped_cores_.store(0);
   root_ = root;
@@ -175,6 +181,7 @@ Result<void> RuntimeImpl::start(TaskState* root) {
 void RuntimeImpl::request_stop() noexcept {
   if (!running_.load(std::memory_order_acquire)) return;
   stopping_.store(true, std::memory_order_seq_cst);
+  if (offload_) offload_->stop_requested();
   notify_all();
 }
 
@@ -184,6 +191,7 @@ void RuntimeImpl::join() noexcept {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  if (offload_) offload_->cores_stopped();  // waits a while for blocking calls still running
   running_.store(false, std::memory_order_release);
 }
 

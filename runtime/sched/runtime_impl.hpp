@@ -20,6 +20,20 @@
 
 namespace aem::detail {
 
+// RuntimeService is a runtime-wide part above the cores that follows the runtime's starts and
+// stops (the pool of threads behind aem::blocking). The Runtime installs it; the cores never
+// call it.
+class RuntimeService {
+ public:
+  virtual ~RuntimeService() = default;
+  // starting checks the config and readies the service; an error fails the start. Plain thread.
+  virtual std::error_code starting() noexcept = 0;
+  // stop_requested: the runtime begins to stop. Any thread (a core's too); must not block.
+  virtual void stop_requested() noexcept = 0;
+  // cores_stopped: every core has left its loop. Plain thread; may wait.
+  virtual void cores_stopped() noexcept = 0;
+};
+
 class RuntimeImpl {
  public:
   // RuntimeImpl makes the cores of `config`; `layers` makes their event layers.
@@ -32,6 +46,10 @@ class RuntimeImpl {
   std::uint8_t tag() const noexcept { return tag_; }
   // event_layers is the layer above the cores (registrations, policy counts, topics).
   EventLayers& event_layers() noexcept { return *event_layers_; }
+  // offload is the pool of threads for blocking calls (runtime/offload), installed once by the
+  // Runtime before it starts; nullptr before.
+  RuntimeService* offload() noexcept { return offload_.get(); }
+  void install_offload(std::unique_ptr<RuntimeService> offload) noexcept { offload_ = std::move(offload); }
 
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_seq_cst); }
@@ -64,6 +82,7 @@ class RuntimeImpl {
   Config config_;
   cpu_set_t process_affinity_;
   std::unique_ptr<EventLayers> event_layers_;  // before the cores: their layers give counts back when destroyed
+  std::unique_ptr<RuntimeService> offload_;
   std::vector<std::unique_ptr<Core>> cores_;
   std::vector<std::thread> threads_;
   std::uint8_t tag_;

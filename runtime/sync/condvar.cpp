@@ -12,9 +12,14 @@ using detail::Waiter;
 using detail::WakeChain;
 using detail::wake;
 
-void CondVar::wait(std::unique_lock<Mutex>& lock) { (void)wait(lock, Deadline::never()); }
+void CondVar::wait(std::unique_lock<Mutex>& lock) { (void)wait_until(lock, Deadline::never()); }
 
 Result<void> CondVar::wait(std::unique_lock<Mutex>& lock, Deadline deadline) {
+  if (std::error_code refused = detail::refused_inline()) return refused;  // as Mutex::lock
+  return wait_until(lock, deadline);
+}
+
+Result<void> CondVar::wait_until(std::unique_lock<Mutex>& lock, Deadline deadline) {
   Waiter waiter;  // throws errc::not_in_capsule on a plain thread
   if (!lock.owns_lock()) {
     throw std::system_error(std::make_error_code(std::errc::operation_not_permitted), "aem::CondVar::wait: lock not held");

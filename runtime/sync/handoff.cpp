@@ -8,6 +8,8 @@
 
 namespace aem::detail {
 
+std::error_code inline_refusal() noexcept { return refused_inline(); }
+
 void await_handoff(const std::atomic<bool>& released) noexcept {
   // The notifier runs on another thread (a capsule on our own core cannot be between its pop
   // and its notify(): it does not suspend there), a few instructions from setting the flag.

@@ -72,6 +72,17 @@ class WakeChain {
   Waiter* tail_ = nullptr;
 };
 
+// refused_inline is detail::inline_refusal (declared with Channel) for the primitives of this
+// folder, inline: errc::inline_handler_blocked, counted, when the caller is an inline handler on
+// a core's dispatcher; no error in a capsule, and none on a plain thread, where the Waiter
+// throws errc::not_in_capsule as the primitives document.
+inline std::error_code refused_inline() noexcept {
+  Core* core = Core::current_core();
+  if (core == nullptr || core->current() != nullptr) return {};
+  const std::error_code refused = Core::suspension_refused();
+  return refused == errc::inline_handler_blocked ? refused : std::error_code();
+}
+
 // popped_after_wait settles a wait that did not end by a notify. If the waiter is still queued
 // it unlinks it and returns false. If a notifier popped it (the resource is committed to it) it
 // waits until that notifier is done with the Waiter and returns true.

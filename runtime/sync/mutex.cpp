@@ -14,7 +14,12 @@ using detail::wake;
 
 void Mutex::lock() { (void)lock_until(Deadline::never()); }
 
-Result<void> Mutex::lock(Deadline deadline) { return lock_until(deadline); }
+// The calls with a deadline return their errors, so an inline handler's is returned too (the
+// plain lock() throws it from the Waiter).
+Result<void> Mutex::lock(Deadline deadline) {
+  if (std::error_code refused = detail::refused_inline()) return refused;
+  return lock_until(deadline);
+}
 
 Result<void> Mutex::lock_until(Deadline deadline) {
   using detail::PriorityInheritance;

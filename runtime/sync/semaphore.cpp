@@ -12,7 +12,10 @@ using detail::settle;
 
 void Semaphore::acquire() { (void)acquire_until(Deadline::never()); }
 
-Result<void> Semaphore::acquire(Deadline deadline) { return acquire_until(deadline); }
+Result<void> Semaphore::acquire(Deadline deadline) {
+  if (std::error_code refused = detail::refused_inline()) return refused;  // as Mutex::lock
+  return acquire_until(deadline);
+}
 
 Result<void> Semaphore::acquire_until(Deadline deadline) {
   Waiter waiter;  // throws errc::not_in_capsule on a plain thread

@@ -27,7 +27,10 @@ void WaitGroup::add(std::int64_t delta) {
 
 void WaitGroup::wait() { (void)wait_until(Deadline::never()); }
 
-Result<void> WaitGroup::wait(Deadline deadline) { return wait_until(deadline); }
+Result<void> WaitGroup::wait(Deadline deadline) {
+  if (std::error_code refused = detail::refused_inline()) return refused;  // as Mutex::lock
+  return wait_until(deadline);
+}
 
 Result<void> WaitGroup::wait_until(Deadline deadline) {
   Waiter waiter;  // throws errc::not_in_capsule on a plain thread

@@ -454,4 +454,20 @@ TEST_CASE("backpressure: an echo server at its descriptor limit accepts again on
   }
 }
 
+TEST_CASE("echo_server: SIGTERM drains: idle connections end, new ones are refused, exit 0") {
+  for (const std::string style : {"capsule", "registration"}) {
+    CAPTURE(style);
+    Process server(echo_server_path(), {"--port", "0", "--cores", "2", "--style", style, "--drain-ms", "10000"});
+    const int idle = connect_to(server.port(), false);
+    REQUIRE(echoes_within(idle, "ping", 10s));
+    server.signal(SIGTERM);
+    // The idle connection is ended by the drain at once (well before --drain-ms): its read sees
+    // the end of the stream.
+    char byte = 0;
+    CHECK(::recv(idle, &byte, 1, 0) == 0);
+    ::close(idle);
+    CHECK(server.wait_exit() == 0);
+  }
+}
+
 #endif

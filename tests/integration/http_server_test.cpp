@@ -784,6 +784,21 @@ TEST_CASE("http_server: SIGTERM stops accepting, closes idle connections and fin
   }
 }
 
+TEST_CASE("http_server: a request still unfinished at --shutdown-timeout is cancelled and the server exits 0") {
+  for (const std::string& style : kStyles) {
+    CAPTURE(style);
+    ServerProcess server(args(style, {"--shutdown-timeout", "200ms"}));
+    // A request whose body never comes: it is in flight when the drain starts, and stays so.
+    Client stuck(server.port());
+    REQUIRE(stuck.send("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"));
+    REQUIRE(stuck.response().status == 100);
+    REQUIRE(stuck.send("01234"));
+    server.signal(SIGTERM);
+    CHECK(stuck.closed_by_peer());  // cancelled at the deadline, not left to the guard
+    CHECK(server.wait_exit() == 0);
+  }
+}
+
 TEST_CASE("http_server: bad flags print the usage and exit 2, --help exits 0") {
   const auto run = [](std::vector<std::string> arguments) {
     return aem_test::run_in_child([&] {
@@ -814,6 +829,44 @@ TEST_CASE("http_server: bad flags print the usage and exit 2, --help exits 0") {
   const aem_test::ChildResult help = run({"--help"});
   CHECK(help.exit_code == 0);
   CHECK(help.output.find("--max-body-bytes") != std::string::npos);
+}
+
+TEST_CASE("http_server: GET /resolve answers a name's addresses, 400 without a name, 404 for an unknown one") {
+  for (const std::string& style : kStyles) {
+    CAPTURE(style);
+    ServerProcess server(args(style));
+    Client client(server.port());
+    REQUIRE(client.connected());
+    Response r = client.exchange(get("/resolve?name=localhost"));
+    CHECK(r.status == 200);
+    CHECK(r.header("content-type") == "text/plain; charset=utf-8");
+    CAPTURE(r.body);
+    REQUIRE(!r.body.empty());
+    CHECK(r.body.back() == '\n');
+    for (std::size_t start = 0; start < r.body.size();) {  // one loopback address per line
+      const std::size_t end = r.body.find('\n', start);
+      const std::string line = r.body.substr(start, end - start);
+      CHECK((line.starts_with("127.") || line == "::1"));
+      start = end + 1;
+    }
+    r = client.exchange(get("/resolve?x=1&name=127.0.0.1"));  // numeric, among other parameters
+    CHECK(r.status == 200);
+    CHECK(r.body == "127.0.0.1\n");
+    r = client.exchange(get("/resolve?name=%3A%3A1"));  // percent-encoded "::1"
+    CHECK(r.body == "::1\n");
+    CHECK(client.exchange(get("/resolve")).status == 400);
+    CHECK(client.exchange(get("/resolve?name=")).status == 400);
+    CHECK(client.exchange(get("/resolve?name=%zz")).status == 400);
+    r = client.exchange(get("/resolve?name=no-such-host.invalid"));
+    CAPTURE(r.body);
+    CHECK((r.status == 404 || r.status == 502));  // 502 only where the name server does not answer
+    CHECK(r.body.size() > 1);                     // the resolver's message
+    r = client.exchange("POST /resolve?name=localhost HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n");
+    CHECK(r.status == 405);
+    CHECK(client.exchange(get("/hello")).body == "Hello, World!\n");  // the same connection
+    server.signal(SIGTERM);
+    CHECK(server.wait_exit() == 0);
+  }
 }
 
 #endif  // AEM_HTTP_SERVER_PATH

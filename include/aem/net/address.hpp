@@ -22,7 +22,9 @@ enum class AddressFamily : std::uint8_t {
 
 // SocketAddress is a value type holding one socket address (a sockaddr_storage and its length).
 // Text forms: "127.0.0.1:8080", "[::1]:80", "unix:/run/app.sock", "unix:@abstract-name".
-// Only numeric hosts are accepted: name resolution would block the core's thread.
+// Only numeric hosts are accepted: name resolution would block the core's thread. A host name
+// ("localhost", "example.com") is refused with errc::not_numeric_address; resolve it with
+// aem::resolve, which does the lookup off the core and returns SocketAddresses.
 //
 // Example:
 //   auto address = aem::SocketAddress::parse("127.0.0.1:8080");
@@ -32,12 +34,14 @@ class AEM_EXPORT SocketAddress {
  public:
   SocketAddress() noexcept;
 
-  // parse reads one of the text forms above. Errors: errc::invalid_argument (malformed text,
-  // a host that is not a numeric IPv4/IPv6 literal, a port outside 0..65535),
+  // parse reads one of the text forms above. Errors: errc::not_numeric_address (the host is a
+  // host name, e.g. "localhost:80": use aem::resolve), errc::invalid_argument (malformed text,
+  // a host that is neither an IPv4/IPv6 literal nor a host name, a port outside 0..65535),
   // std::errc::filename_too_long (a Unix path longer than sockaddr_un allows). Any thread.
   static Result<SocketAddress> parse(std::string_view text);
   // parse reads a numeric host ("10.0.0.1", "::1", "[::1]") and takes the port separately.
-  // Errors: errc::invalid_argument. Any thread.
+  // Errors: errc::not_numeric_address (a host name such as "localhost": use aem::resolve),
+  // errc::invalid_argument (anything else that is not an IP literal). Any thread.
   static Result<SocketAddress> parse(std::string_view host, std::uint16_t port);
   // unix_path makes a Unix-domain address; a leading '@' names the abstract namespace (no
   // file is created). Errors: errc::invalid_argument (empty, or a NUL inside a path),

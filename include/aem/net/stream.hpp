@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <span>
+#include <string_view>
 #include <sys/uio.h>
 
 namespace aem {
@@ -43,17 +44,31 @@ class AEM_EXPORT StreamSocket : public Socket {
   // (or the end of the stream) is there. Returns the count; 0 means the peer shut down its
   // writing side (or buffer is empty). Call from a capsule.
   Result<std::size_t> read(std::span<std::byte> buffer, Deadline deadline = {});
+  Result<std::size_t> read(std::span<char> buffer, Deadline deadline = {}) {
+    return read(std::as_writable_bytes(buffer), deadline);
+  }
   // read_exact fills the whole buffer. Errors: errc::end_of_stream if the peer closes first;
   // after any error the buffer holds an unspecified prefix of the data. Call from a capsule.
   Result<void> read_exact(std::span<std::byte> buffer, Deadline deadline = {});
+  Result<void> read_exact(std::span<char> buffer, Deadline deadline = {}) {
+    return read_exact(std::as_writable_bytes(buffer), deadline);
+  }
 
   // write writes some of `data` (at least one byte unless data is empty) and returns how much:
   // a short count when the socket's send buffer fills up. Call from a capsule.
+  // The std::string_view overloads take text: a char array converts up to its first NUL, so
+  // pass std::string_view(buffer, count) for raw bytes in one.
   Result<std::size_t> write(std::span<const std::byte> data, Deadline deadline = {});
+  Result<std::size_t> write(std::string_view data, Deadline deadline = {}) {
+    return write(std::as_bytes(std::span(data.data(), data.size())), deadline);
+  }
   // write_all writes all of `data`, however many writes it takes. After an error an unknown
   // prefix of `data` has been sent: the stream is then only good for closing. Call from a
   // capsule.
   Result<void> write_all(std::span<const std::byte> data, Deadline deadline = {});
+  Result<void> write_all(std::string_view data, Deadline deadline = {}) {
+    return write_all(std::as_bytes(std::span(data.data(), data.size())), deadline);
+  }
   // writev writes some of the buffers, in order, as one call (a gathered write), and returns
   // the bytes written. At most IOV_MAX (1024) buffers. Errors: errc::invalid_argument for more.
   // Call from a capsule.

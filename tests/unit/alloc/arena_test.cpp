@@ -143,7 +143,7 @@ TEST_CASE("arena: exactly the minimum and the maximum block") {
   check_fully_coalesced(arena);
 }
 
-TEST_CASE("arena: size > capacity is mimalloc under fallback, invalid_argument under fail") {
+TEST_CASE("arena: size > capacity is the general heap under fallback, invalid_argument under fail") {
   aem::ArenaConfig c = small_config();
   std::vector<aem::MemoryPressure> seen;
   c.on_pressure = [&](const aem::MemoryPressure& p) { seen.push_back(p); };
@@ -382,7 +382,7 @@ TEST_CASE("arena: double free and foreign pointers are errors and leave the aren
   CHECK(arena.deallocate(&on_stack).error() == aem::errc::foreign_pointer);  // outside, not fallback
   static int in_data = 0;
   CHECK(arena.deallocate(&in_data).error() == aem::errc::foreign_pointer);
-  void* from_malloc = aem::detail::general_alloc(64);  // mimalloc memory, but not this arena's
+  void* from_malloc = aem::detail::general_alloc(64);  // general-heap memory, but not this arena's
   CHECK(arena.deallocate(from_malloc).error() == aem::errc::foreign_pointer);
   aem::detail::general_free(from_malloc);
   CHECK(arena.deallocate(nullptr).has_value());
@@ -600,7 +600,7 @@ TEST_CASE("arena: floods of same-size requests do not fragment") {
   check_fully_coalesced(arena);
 }
 
-TEST_CASE("arena: general allocations go through mimalloc") {
+TEST_CASE("arena: general allocations come from the process allocator") {
   void* p = aem::detail::general_alloc(100);
   REQUIRE(p != nullptr);
   aem::detail::general_free(p);
@@ -608,15 +608,15 @@ TEST_CASE("arena: general allocations go through mimalloc") {
   CHECK(aligned(q, 256));
   aem::detail::general_free(q);
   aem::detail::general_free(nullptr);
-  std::vector<int, aem::detail::MiAllocator<int>> v;
+  std::vector<int, aem::detail::GeneralAllocator<int>> v;
   for (int i = 0; i < 1000; ++i) v.push_back(i);
   CHECK(v[999] == 999);
   struct alignas(128) Wide {
     char c;
   };
-  std::vector<Wide, aem::detail::MiAllocator<Wide>> w(3);
+  std::vector<Wide, aem::detail::GeneralAllocator<Wide>> w(3);
   CHECK(aligned(w.data(), 128));
-  CHECK(aem::detail::MiAllocator<int>{} == aem::detail::MiAllocator<Wide>{});
+  CHECK(aem::detail::GeneralAllocator<int>{} == aem::detail::GeneralAllocator<Wide>{});
 }
 
 #if defined(AEM_ARENA_ASAN)

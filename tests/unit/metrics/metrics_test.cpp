@@ -94,11 +94,15 @@ const std::vector<std::pair<std::string, Scalar>> kCounters = {
     {"aem_accept_backoffs_total", &aem::CoreMetrics::accept_backoffs},
     {"aem_receive_starvations_total", &aem::CoreMetrics::receive_starvations},
     {"aem_capsule_pool_shortfalls_total", &aem::CoreMetrics::capsule_pool_shortfalls},
+    {"aem_blocking_calls_total", &aem::CoreMetrics::blocking_calls},
+    {"aem_blocking_timeouts_total", &aem::CoreMetrics::blocking_timeouts},
+    {"aem_blocking_refusals_total", &aem::CoreMetrics::blocking_refusals},
 };
 // Nanosecond counters, rendered in seconds.
 const std::vector<std::pair<std::string, Scalar>> kSeconds = {
     {"aem_idle_seconds_total", &aem::CoreMetrics::idle_ns},
     {"aem_spin_seconds_total", &aem::CoreMetrics::spin_ns},
+    {"aem_blocking_queue_wait_max_seconds", &aem::CoreMetrics::blocking_queue_wait_max_ns},
 };
 const std::vector<std::pair<std::string, Scalar>> kGauges = {
     {"aem_capsules_live", &aem::CoreMetrics::capsules_live},
@@ -109,6 +113,8 @@ const std::vector<std::pair<std::string, Scalar>> kGauges = {
     {"aem_arena_fallback_bytes", &aem::CoreMetrics::arena_fallback_bytes},
     {"aem_receive_buffers", &aem::CoreMetrics::receive_buffers},
     {"aem_receive_buffers_missing", &aem::CoreMetrics::receive_buffers_missing},
+    {"aem_blocking_queued", &aem::CoreMetrics::blocking_queued},
+    {"aem_blocking_busy", &aem::CoreMetrics::blocking_busy},
 };
 const std::vector<std::tuple<std::string, std::string, Levels>> kPerPriority = {
     {"aem_activations_total", "counter", &aem::CoreMetrics::activations},
@@ -141,12 +147,18 @@ void check_page(const std::string& text, const std::vector<aem::CoreMetrics>& co
     }
     for (const auto& [name, field] : kSeconds) {
       const std::uint64_t ns = core.*field;
-      CHECK(page.types.at(name) == "counter");
+      CHECK(page.types.at(name) == (name.find("_total") != std::string::npos ? "counter" : "gauge"));
       CHECK(page.samples.at(key(name, core.core)) == std::to_string(ns / 1'000'000'000) + "." +
                                                          std::string(9 - std::to_string(ns % 1'000'000'000).size(), '0') +
                                                          std::to_string(ns % 1'000'000'000));
     }
     expected_samples += kCounters.size() + kGauges.size() + kSeconds.size() + kPerPriority.size() * aem::kPriorityLevels;
+  }
+  // Runtime-wide gauges: one sample without a core label.
+  if (!cores.empty()) {
+    CHECK(page.types.at("aem_blocking_threads") == "gauge");
+    CHECK(page.samples.at("aem_blocking_threads") == std::to_string(cores.front().blocking_threads));
+    ++expected_samples;
   }
   CHECK(page.samples.size() == expected_samples);  // nothing unaccounted for
 }

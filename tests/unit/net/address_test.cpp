@@ -38,14 +38,14 @@ TEST_CASE("net address: IPv4, IPv6 and Unix text forms parse and print back") {
 TEST_CASE("net address: malformed text is errc::invalid_argument, never a crash") {
   for (const char* text : {"", ":", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80x",
                            "127.0.0.1: 80", "256.0.0.1:80", "::1:80", "[::1]80", "[::1:80", "[127.0.0.1]:80",
-                           "localhost:80", "example.com:443", "1.2.3.4:99999999999999999999", "unix:",
+                           "local_host:80", "-:443", "1.2.3.4:99999999999999999999", "unix:",
                            "[]:80", "[fe80::1%eth0]:80"}) {
     CAPTURE(text);
     auto address = aem::SocketAddress::parse(text);
     REQUIRE_FALSE(address);
     CHECK(address.error() == aem::errc::invalid_argument);
   }
-  CHECK(aem::SocketAddress::parse("not-an-ip", 80).error() == aem::errc::invalid_argument);
+  CHECK(aem::SocketAddress::parse("not an ip", 80).error() == aem::errc::invalid_argument);
   CHECK(aem::SocketAddress::parse(std::string("unix:/tmp/a\0b", 13)).error() == aem::errc::invalid_argument);
 }
 
