@@ -90,7 +90,13 @@ class BlockingCall {
   BlockingCall* next = nullptr;
   TimePoint queued_at{};
   TimePoint started_at{};
-  SourceLocation where{};
+  // The call site, as plain fields: SourceLocation is a different type under different
+  // compilers, and this layout is shared with the compiled library.
+  struct CallSite {
+    const char* file = "";
+    const char* function = "";
+    unsigned line = 0;
+  } where;
 };
 
 // release drops one reference to `call`; the last one destroys it (and a result nobody took).
@@ -159,7 +165,7 @@ Result<std::invoke_result_t<Fn&>> call_blocking(Fn&& fn, Deadline deadline, Sour
   if (std::error_code refused = blocking_refusal()) return refused;
   auto* call = new (std::nothrow) Call(std::forward<Fn>(fn));
   if (call == nullptr) return make_error_code(errc::out_of_memory);
-  call->where = where;
+  call->where = {where.file_name(), where.function_name(), static_cast<unsigned>(where.line())};
   if (std::error_code failed = run_blocking(call, deadline, wait)) return failed;
   struct Releaser {
     Call* call;

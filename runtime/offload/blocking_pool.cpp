@@ -323,7 +323,7 @@ void BlockingPool::cores_stopped() noexcept {
     std::fprintf(stderr,
                  "aem: Runtime::stop: a blocking call from %s:%u (%s) is still running after %.3f s; its thread is "
                  "left to finish it and drop the result\n",
-                 call->where.file_name(), static_cast<unsigned>(call->where.line()), call->where.function_name(),
+                 call->where.file, call->where.line, call->where.function,
                  seconds);
   }
 }
