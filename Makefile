@@ -83,7 +83,7 @@ clean:
 LOAD_BENCH_FLAGS ?= --repeat 3
 .PHONY: load-bench
 load-bench: build/release/build.ninja
-	cmake --build build/release -j $(JOBS) --target aem_load_client aem_epoll_echo_server aem_thread_echo_server \
+	cmake --build build/release -j $(JOBS) --target aem_load_client aem_thread_load_client aem_epoll_echo_server aem_thread_echo_server \
 	  $(if $(wildcard examples/echo_server.cpp),aem_echo_server)
 	python3 scripts/load_bench.py --build build/release $(LOAD_BENCH_FLAGS)
 
@@ -110,16 +110,25 @@ fiber-vs-thread: build/release/build.ninja
 fiber-vs-thread-smoke:
 	$(MAKE) fiber-vs-thread FVT_FLAGS="--quick $(FVT_FLAGS)"
 
-# aem's HTTP server against nginx under wrk (scripts/http_vs_nginx.py; needs wrk and
-# nginx-light). HTTP_VS_NGINX_FLAGS passes options, e.g. HTTP_VS_NGINX_FLAGS=--quick, or
+# aem's HTTP server against nginx under wrk and under h2load (scripts/http_vs_nginx.py; needs
+# wrk, nghttp2-client and nginx-light, which the setup script installs). HTTP_VS_NGINX_FLAGS
+# passes options, e.g. HTTP_VS_NGINX_FLAGS=--quick, or, as an experiment,
 # HTTP_VS_NGINX_FLAGS="--server-cpu 0.4" to hold each server to 40 % of its core, so that the
-# server and not wrk is the limit (root: a cgroup; see the README's table).
+# server and not the client is the limit (root: a cgroup).
 HTTP_VS_NGINX_FLAGS ?=
 .PHONY: http-vs-nginx
 http-vs-nginx: build/release/build.ninja
 	@bash scripts/setup.sh --http-bench
 	$(if $(wildcard examples/http_server),cmake --build build/release -j $(JOBS) --target aem_http_server)
 	python3 scripts/http_vs_nginx.py --aem-server build/release/examples/aem_http_server $(HTTP_VS_NGINX_FLAGS)
+
+# HTTPS against nginx (scripts/https_vs_nginx.py): keep-alive GET /hello and a new TLS
+# connection per request, the same certificate and cipher, each server on core 0, wrk on core 1.
+.PHONY: https-vs-nginx
+https-vs-nginx: build/release/build.ninja
+	@bash scripts/setup.sh --http-bench
+	cmake --build build/release -j $(JOBS) --target aem_http_server
+	python3 scripts/https_vs_nginx.py --aem-server build/release/examples/aem_http_server $(HTTPS_VS_NGINX_FLAGS)
 
 # aarch64: cross-compiles the library and
 # the unit tests with Debian's aarch64 cross compiler against the arm64 multiarch packages

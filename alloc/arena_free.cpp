@@ -6,12 +6,10 @@
 #include "alloc/arena_detail.hpp"
 #include "alloc/buddy_tags.hpp"
 #include "alloc/fallback_heap.hpp"
-
-#include <unistd.h>
+#include "base/log.hpp"
 
 #include <algorithm>
 #include <bit>
-#include <cstdio>
 
 namespace aem {
 
@@ -134,14 +132,8 @@ void BuddyArena::release_block(void* p, std::size_t capacity) noexcept {
 }
 
 void BuddyArena::report(std::error_code error, const void* p, std::size_t capacity) noexcept {
-  char line[200];
-  const int n = std::snprintf(line, sizeof line,
-                              "aem: BuddyArena %p: EventData of capacity %zu at %p: %s; block left alone\n",
-                              static_cast<void*>(this), capacity, p,
-                              error_text(static_cast<errc>(error.value())));
-  if (n > 0) {
-    [[maybe_unused]] ssize_t written = ::write(STDERR_FILENO, line, std::min<std::size_t>(n, sizeof line - 1));
-  }
+  detail::log(LogLevel::error, "BuddyArena %p: EventData of capacity %zu at %p: %s; block left alone",
+              static_cast<void*>(this), capacity, p, error_text(static_cast<errc>(error.value())));
   if (config_.on_error) {
     try {
       config_.on_error(error, p);

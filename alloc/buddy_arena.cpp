@@ -22,6 +22,7 @@
 #include <aem/arena.hpp>
 
 #include "alloc/arena_detail.hpp"
+#include "base/log.hpp"
 #include "alloc/buddy_tags.hpp"
 #include "alloc/fallback_heap.hpp"
 #include "alloc/region.hpp"
@@ -31,7 +32,6 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <cstdio>
 #include <stdexcept>
 #include <utility>
 
@@ -163,10 +163,9 @@ BuddyArena::~BuddyArena() {
     for (unsigned k = 0; k < kMaxOrders; ++k) blocks += held_count_[k] - cached_count(k);
     const std::size_t fallback_blocks = fallback_->live_blocks();
     if (blocks != 0 || fallback_blocks != 0) {
-      std::fprintf(stderr,
-                   "aem: BuddyArena %p destroyed with %zu blocks (%zu bytes) and %zu fallback blocks still "
-                   "allocated\n",
-                   static_cast<void*>(this), blocks, bytes_in_use(), fallback_blocks);
+      detail::log(LogLevel::warning,
+                  "BuddyArena %p destroyed with %zu blocks (%zu bytes) and %zu fallback blocks still allocated",
+                  static_cast<void*>(this), blocks, bytes_in_use(), fallback_blocks);
     }
   }
   detail::arena_unpoison(base_, capacity_);
@@ -456,8 +455,8 @@ bool BuddyArena::is_owner_thread() const noexcept {
 bool BuddyArena::owner_check(const char* call) const noexcept {
   if (is_owner_thread()) return true;
   if (debug_) {
-    std::fprintf(stderr, "aem: BuddyArena %p: %s called off the owner thread; refused\n",
-                 static_cast<const void*>(this), call);
+    detail::log(LogLevel::error, "BuddyArena %p: %s called off the owner thread; refused", static_cast<const void*>(this),
+                call);
   }
   return false;
 }

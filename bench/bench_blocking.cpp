@@ -4,6 +4,8 @@
 // one-core runtime's core is; the hand-written pool's threads run on the other CPUs, as aem's
 // pool threads do (all CPUs on a one-CPU machine).
 // Compare as ratios from the same run (scripts/bench_ratios.py).
+#include "bench_config.hpp"
+
 #include <aem/blocking.hpp>
 #include <aem/runtime.hpp>
 
@@ -128,6 +130,7 @@ void blocking_round_trips(benchmark::State& state, std::chrono::nanoseconds idle
   config.cores = 1;
   config.blocking_threads = kPoolThreads;
   config.idle_spin = idle_spin;
+  aem_bench::without_stall_reports(config);
   aem::Runtime rt(config);
   rt.run([&] {
     long v = 0;

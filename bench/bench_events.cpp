@@ -2,6 +2,8 @@
 // from activating a high-priority event to its handler starting, on an idle core and on a core
 // saturated with low-priority activations, and the hand-over of a max_active slot from one core
 // to another. Ratios: scripts/bench_ratios.py.
+#include "bench_config.hpp"
+
 #include <aem/capsule.hpp>
 #include <aem/event.hpp>
 #include <aem/group.hpp>
@@ -22,6 +24,7 @@ aem::Config events_config() {
   aem::Config config;
   config.cores = 1;
   config.capsules_per_core = 64;
+  aem_bench::without_stall_reports(config);
   return config;
 }
 
@@ -134,6 +137,7 @@ BENCHMARK(BM_DispatchLatencyHighUnderFlood);
 void run_handoff(benchmark::State& state, std::uint32_t max_active) {
   aem::Config config;
   config.cores = 2;
+  aem_bench::without_stall_reports(config);
   aem::Runtime rt(config);
   rt.run([&] {
     auto group = aem::EventGroup::create({.max_active = max_active});

@@ -1,5 +1,7 @@
 // bench_runtime.cpp — the runtime core against its baselines. Each benchmark is one operation
 // per iteration; compare them as ratios from the same run (scripts/bench_ratios.py).
+#include "bench_config.hpp"
+
 #include <aem/capsule.hpp>
 #include <aem/cross_core.hpp>
 #include <aem/event.hpp>
@@ -28,6 +30,7 @@ aem::Config bench_config(unsigned cores) {
   config.cores = cores;
   config.capsules_per_core = 64;
   config.stack_size = kStackSize;
+  aem_bench::without_stall_reports(config);
   return config;
 }
 
@@ -153,16 +156,45 @@ void BM_TimerArmCancel(benchmark::State& state) {
 }
 BENCHMARK(BM_TimerArmCancel);
 
-// BM_CrossCorePingPong: a value to core 1 and back (submit suspends only the capsule).
-void BM_CrossCorePingPong(benchmark::State& state) {
-  aem::Runtime rt(bench_config(2));
+// cross_core_round_trips times `state`'s iterations as round trips of a value to core 1 and
+// back (aem::submit suspends only the calling capsule), after `gaps` rounds each followed by a
+// pause of `gap`.
+void cross_core_round_trips(benchmark::State& state, const aem::Config& config, int gaps = 0,
+                            aem::Duration gap = {}) {
+  aem::Runtime rt(config);
   rt.run([&] {
     long v = 0;
+    for (int i = 0; i < gaps; ++i) {
+      v = *aem::submit(1, [v] { return v + 1; });
+      aem::this_capsule::sleep_for(gap);
+    }
     for (auto _ : state) v = *aem::submit(1, [v] { return v + 1; });
     benchmark::DoNotOptimize(v);
   });
 }
+
+// BM_CrossCorePingPong: a value to core 1 and back, default Config (the idle poll adapts).
+void BM_CrossCorePingPong(benchmark::State& state) { cross_core_round_trips(state, bench_config(2)); }
 BENCHMARK(BM_CrossCorePingPong)->UseRealTime();
+
+// BM_CrossCorePingPongNoSpin: the same with Config::idle_spin = 0: both cores sleep in the
+// kernel at once, so every hand-over is a sleep and a wake-up, as with the thread baseline.
+void BM_CrossCorePingPongNoSpin(benchmark::State& state) {
+  aem::Config config = bench_config(2);
+  config.idle_spin = std::chrono::nanoseconds(0);
+  cross_core_round_trips(state, config);
+}
+BENCHMARK(BM_CrossCorePingPongNoSpin)->UseRealTime();
+
+// BM_CrossCorePingPongAfterGaps: back-to-back round trips after rounds separated by pauses
+// far longer than Config::idle_spin, which shrink both cores' poll to nothing. The poll must
+// come back once the round trips follow each other closely, even where waking a sleeping
+// core takes longer than idle_spin (then every idle stretch that ends in a wake-up looks
+// longer than the limit).
+void BM_CrossCorePingPongAfterGaps(benchmark::State& state) {
+  cross_core_round_trips(state, bench_config(2), 16, std::chrono::microseconds(500));
+}
+BENCHMARK(BM_CrossCorePingPongAfterGaps)->UseRealTime();
 
 // BM_ThreadPingPong: the same round trip between two std::threads with a condition variable.
 void BM_ThreadPingPong(benchmark::State& state) {

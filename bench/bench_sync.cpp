@@ -9,6 +9,8 @@
 //                               core (and on core 1) compete: FIFO hand-off and suspensions
 //   BM_ChannelPingPongCrossCore a value to a capsule on core 1 and back through two channels
 //   BM_ChannelPingPongSameCore  the same with both capsules on core 0 (switches only)
+#include "bench_config.hpp"
+
 #include <aem/capsule.hpp>
 #include <aem/channel.hpp>
 #include <aem/mutex.hpp>
@@ -27,6 +29,7 @@ aem::Config sync_bench_config(unsigned cores) {
   aem::Config config;
   config.cores = cores;
   config.capsules_per_core = 64;
+  aem_bench::without_stall_reports(config);
   return config;
 }
 

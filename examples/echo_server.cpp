@@ -6,6 +6,8 @@
 //                 capsule and no buffer, only its registration.
 // SIGINT / SIGTERM drain it: accepting ends, idle connections are closed, an echo being
 // written is finished (up to --drain-ms, then cancelled), and the server exits 0.
+// With --handover PATH an upgrade needs no downtime: a new echo_server started with the same
+// PATH takes the listening socket over (aem::Handover) and this one drains as on SIGTERM.
 //
 //   echo_server --port 7000 --cores 2 --style registration
 //   (in another terminal)  nc 127.0.0.1 7000
@@ -15,6 +17,7 @@
 #include <aem/capsule.hpp>
 #include <aem/cross_core.hpp>
 #include <aem/gate.hpp>
+#include <aem/handover.hpp>
 #include <aem/net.hpp>
 #include <aem/net/buffered_stream.hpp>
 #include <aem/net/events.hpp>
@@ -30,6 +33,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -42,6 +46,7 @@ struct Options {
   long idle_spin_us = -1;  // -1: Config's default
   long coalesce_us = 0;    // Config::coalesce_window; 0: off
   long drain_ms = 5000;    // on SIGINT/SIGTERM: how long echoes in flight may take to finish
+  std::string_view handover;  // --handover PATH: take the listener over from the server there
 };
 
 // Stats are printed when the server stops.
@@ -71,13 +76,13 @@ void echo(aem::TcpStream stream, Stats& stats, aem::Gate& gate) {
 }
 
 // serve_capsules accepts until the gate closes the listener, spreading connections over the cores.
-void serve_capsules(aem::TcpListener& listener, Stats& stats, aem::Gate& gate) {
-  if (!gate.close_with(listener)) return;
+void serve_capsules(aem::TcpListener& listener, Stats& stats, aem::Gate& gate, aem::Gate& accepting) {
+  if (!accepting.close_with(listener)) return;
   const unsigned cores = aem::this_core::count();
   for (unsigned next = 0;; next = (next + 1) % cores) {
     auto stream = listener.accept();
     if (!stream) {  // out of descriptors is not an error: accept pauses and retries by itself
-      if (!gate.closed()) std::fprintf(stderr, "accept: %s\n", stream.error().message().c_str());
+      if (!accepting.closed()) std::fprintf(stderr, "accept: %s\n", stream.error().message().c_str());
       return;
     }
     (void)stream->set_nodelay(true);
@@ -127,10 +132,10 @@ void watch(aem::TcpStream accepted, Stats& stats, aem::Gate& gate) {
 // serve_registrations accepts through one registration and hands connections round-robin to
 // the cores, each of which registers the connection's data handler. The registration lives on
 // until the gate closes and cancels it.
-void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::Gate& gate) {
+void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::Gate& gate, aem::Gate& accepting) {
   const unsigned cores = aem::this_core::count();
   unsigned next = 0;
-  auto accepting = aem::on_accept(
+  auto id = aem::on_accept(
       listener,
       [&](aem::TcpStream stream) {
         (void)stream.set_nodelay(true);
@@ -146,11 +151,11 @@ void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::Gate& ga
       // connection accepted in the same turn.
       {.exec = aem::Executor::inline_handler,
        .on_error = [](std::error_code error) { std::fprintf(stderr, "accept paused: %s\n", error.message().c_str()); }});
-  if (!accepting) {
-    std::fprintf(stderr, "on_accept: %s\n", accepting.error().message().c_str());
+  if (!id) {
+    std::fprintf(stderr, "on_accept: %s\n", id.error().message().c_str());
     return;
   }
-  if (!gate.close_with(*accepting)) (void)aem::cancel(*accepting);
+  if (!accepting.close_with(*id)) (void)aem::cancel(*id);
 }
 
 // ---- the styles and the common frame -------------------------------------------------------
@@ -158,9 +163,9 @@ void serve_registrations(aem::TcpListener& listener, Stats& stats, aem::Gate& ga
 struct Style {
   std::string_view name;
   std::string_view description;
-  // serve starts accepting; closing `gate` stops it (serve returns when accepting has started,
-  // or, for a loop, when it has ended).
-  void (*serve)(aem::TcpListener& listener, Stats& stats, aem::Gate& gate);
+  // serve starts accepting; closing `accepting` stops it (serve returns when accepting has
+  // started, or, for a loop, when it has ended). Connections hold passes of `gate`.
+  void (*serve)(aem::TcpListener& listener, Stats& stats, aem::Gate& gate, aem::Gate& accepting);
 };
 
 constexpr Style kStyles[] = {
@@ -178,7 +183,7 @@ const Style* find_style(std::string_view name) {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: echo_server [--port N] [--cores N] [--style NAME] [--idle-spin-us N] [--coalesce-us N]\n"
-               "                   [--drain-ms N] [--help]\n"
+               "                   [--drain-ms N] [--handover PATH] [--help]\n"
                "  --port N      TCP port on 127.0.0.1 (default 7000; 0 picks a free one)\n"
                "  --cores N     scheduler cores (default: one per CPU)\n"
                "  --idle-spin-us N\n"
@@ -190,6 +195,10 @@ void usage(std::FILE* out) {
                "                less CPU per message under load, up to N us more latency\n"
                "  --drain-ms N  on SIGINT/SIGTERM, how long echoes being written may take to finish\n"
                "                before they are cancelled (default 5000)\n"
+               "  --handover PATH\n"
+               "                take the listener from the echo_server offering it on the Unix socket\n"
+               "                PATH (if one runs), offer it there to the next one, and drain once that\n"
+               "                one accepts: an upgrade without downtime\n"
                "  --style NAME  how connections are served:\n");
   for (const Style& style : kStyles) {
     std::fprintf(out, "                  %-12.*s %.*s\n", static_cast<int>(style.name.size()), style.name.data(),
@@ -215,7 +224,7 @@ int parse_options(int argc, char** argv, Options& options) {
       return 0;
     }
     if (arg != "--port" && arg != "--cores" && arg != "--style" && arg != "--idle-spin-us" &&
-        arg != "--coalesce-us" && arg != "--drain-ms") {
+        arg != "--coalesce-us" && arg != "--drain-ms" && arg != "--handover") {
       std::fprintf(stderr, "echo_server: unknown option %s\n\n", argv[i]);
       usage(stderr);
       return 2;
@@ -232,7 +241,10 @@ int parse_options(int argc, char** argv, Options& options) {
     else if (arg == "--idle-spin-us") ok = parse_number(value, options.idle_spin_us) && options.idle_spin_us >= 0 && options.idle_spin_us <= 1'000'000;
     else if (arg == "--coalesce-us") ok = parse_number(value, options.coalesce_us) && options.coalesce_us >= 0 && options.coalesce_us <= 1'000'000;
     else if (arg == "--drain-ms") ok = parse_number(value, options.drain_ms) && options.drain_ms >= 0 && options.drain_ms <= 3'600'000;
-    else if (arg == "--style") {
+    else if (arg == "--handover") {
+      options.handover = value;
+      ok = !value.empty() && value.front() != '@';
+    } else if (arg == "--style") {
       options.style = value;
       ok = find_style(value) != nullptr;
     }
@@ -246,12 +258,60 @@ int parse_options(int argc, char** argv, Options& options) {
   return -1;
 }
 
-// StopRequest is set by the first SIGINT or SIGTERM (aem::on_signal handlers); it lives in
-// main, so a signal that comes while the runtime stops finds it.
+// StopRequest is set by the first SIGINT or SIGTERM (aem::on_signal handlers) or by a
+// successor's taking over the listener (--handover); it lives in main, so a signal that comes
+// while the runtime stops finds it.
 struct StopRequest {
   std::atomic<int> signo{0};
+  std::atomic<std::int32_t> successor{0};
+  std::atomic<bool> stopped{false};
   aem::WaitGroup signalled{1};
+
+  // stop records the first reason only.
+  void stop(int signal, std::int32_t successor_pid) {
+    if (stopped.exchange(true)) return;
+    signo.store(signal);
+    successor.store(successor_pid);
+    signalled.done();
+  }
 };
+
+// Listening is the listener, and the Handover that offers it to a successor (--handover).
+struct Listening {
+  aem::TcpListener listener;
+  std::optional<aem::Handover> handover;
+};
+
+// open_listener binds 127.0.0.1:port, or takes the listener named "echo" over from the server
+// offering it on options.handover (a first start binds it). Call from a capsule. Prints why
+// and returns nothing on failure.
+std::optional<Listening> open_listener(const Options& options, StopRequest& stop) {
+  const aem::SocketAddress address = aem::SocketAddress::ipv4_loopback(options.port);
+  Listening listening;
+  aem::Result<aem::TcpListener> listener = aem::errc::invalid_argument;
+  if (options.handover.empty()) {
+    listener = aem::TcpListener::bind(address);
+  } else {
+    aem::HandoverOptions handover_options;
+    handover_options.path = std::string(options.handover);
+    handover_options.on_handed_over = [&stop](const aem::HandoverPeer& successor) { stop.stop(0, successor.pid); };
+    auto handover = aem::Handover::claim(std::move(handover_options));
+    if (!handover) {
+      std::fprintf(stderr, "echo_server: cannot take over from the server on %s: %s\n",
+                   std::string(options.handover).c_str(), handover.error().message().c_str());
+      return std::nullopt;
+    }
+    listener = handover->tcp_listener("echo", address);
+    listening.handover.emplace(std::move(*handover));
+  }
+  if (!listener) {
+    std::fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%u: %s\n", options.port,
+                 listener.error().message().c_str());
+    return std::nullopt;
+  }
+  listening.listener = std::move(*listener);
+  return listening;
+}
 
 // take_signals registers `stop` for SIGINT and SIGTERM. Call before serving: a signal that the
 // runtime reads before its registration is armed has nobody to go to. False if the signals
@@ -259,7 +319,7 @@ struct StopRequest {
 bool take_signals(StopRequest& stop) {
   for (const int signo : {SIGINT, SIGTERM}) {
     auto id = aem::on_signal(signo, [&stop](const aem::SignalInfo& info) {
-      if (stop.signo.exchange(info.signo) == 0) stop.signalled.done();
+      stop.stop(info.signo, 0);
     });
     if (!id) {
       std::fprintf(stderr, "echo_server: on_signal(%s): %s\n", ::strsignal(signo), id.error().message().c_str());
@@ -284,33 +344,44 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return 1;
 
-  auto listener = aem::TcpListener::bind(aem::SocketAddress::ipv4_loopback(options.port));
-  if (!listener) {
-    std::fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%u: %s\n", options.port,
-                 listener.error().message().c_str());
-    return 1;
-  }
   Stats stats;
   aem::Config config;
   config.cores = options.cores;
   if (options.idle_spin_us >= 0) config.idle_spin = std::chrono::microseconds(options.idle_spin_us);
   config.coalesce_window = std::chrono::microseconds(options.coalesce_us);
   aem::Runtime rt(config);
-  std::printf("echo_server: listening on %s, style %.*s, %u cores\n", listener->local_address()->to_string().c_str(),
-              static_cast<int>(style.name.size()), style.name.data(), rt.cores());
-  std::fflush(stdout);
   aem::Gate gate;  // outlives the runtime: connections give their passes back until it stops
   StopRequest stop;
   const int status = rt.run([&] {
     if (!take_signals(stop)) return 1;
-    auto server = aem::spawn([&] { style.serve(*listener, stats, gate); });
+    std::optional<Listening> listening = open_listener(options, stop);
+    if (!listening) return 1;
+    aem::TcpListener& listener = listening->listener;
+    std::printf("echo_server: listening on %s, style %.*s, %u cores\n", listener.local_address()->to_string().c_str(),
+                static_cast<int>(style.name.size()), style.name.data(), rt.cores());
+    std::fflush(stdout);
+    aem::Gate accepting;  // closing it stops accepting (before the drain: see below)
+    auto server = aem::spawn([&] { style.serve(listener, stats, gate, accepting); });
     if (!server) {
       std::fprintf(stderr, "spawn: %s\n", server.error().message().c_str());
       return 1;
     }
+    if (listening->handover) {
+      if (auto ready = listening->handover->ready(); !ready) {
+        std::fprintf(stderr, "echo_server: cannot offer the listener for a hand-over: %s\n",
+                     ready.error().message().c_str());
+        stop.stop(SIGTERM, 0);
+      }
+    }
     stop.signalled.wait();
-    std::printf("\n%s: stopping\n", ::strsignal(stop.signo.load()));
-    // Stop accepting, close the idle connections, let echoes being written finish.
+    if (stop.successor.load() != 0) std::printf("\necho_server: pid %d took the listener over: draining\n", stop.successor.load());
+    else std::printf("\n%s: stopping\n", ::strsignal(stop.signo.load()));
+    // Stop accepting first, and let the connections accepted until then reach their core and
+    // enter the gate (each core's mailbox is in order: a task submitted now runs after them);
+    // the drain then ends them as it ends the others, none is dropped unanswered. The drain
+    // closes the idle connections and lets echoes being written finish.
+    accepting.close();
+    for (unsigned core = 0; core < aem::this_core::count(); ++core) (void)aem::submit(core, [] {});
     auto report = gate.drain(std::chrono::milliseconds(options.drain_ms));
     if (report) {
       std::printf("echo_server: drained: %zu connections ended, %zu cancelled at the deadline\n", report->finished,

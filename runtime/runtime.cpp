@@ -1,4 +1,5 @@
 // runtime.cpp — aem::Runtime: the scheduler's cores with the event layer installed on them.
+#include "runtime/diag/diagnostics.hpp"
 #include "runtime/events/runtime_events.hpp"
 #include "runtime/offload/blocking_pool.hpp"
 #include "runtime/sched/runtime_impl.hpp"
@@ -25,6 +26,7 @@ Config apply_environment(Config config) {
 Runtime::Runtime(Config config) : impl_(std::make_unique<detail::RuntimeImpl>(apply_environment(config),
                                                                       detail::make_runtime_events(config))) {
   impl_->install_offload(std::make_unique<detail::BlockingPool>(impl_->config(), impl_->core_count()));
+  impl_->install_diagnostics(std::make_unique<detail::Diagnostics>(*impl_));
 }
 
 Runtime::~Runtime() { stop(); }
@@ -51,5 +53,9 @@ const Config& Runtime::config() const noexcept { return impl_->config(); }
 // while the cores still wind down and until a plain thread's stop() or the destructor joins them.
 bool Runtime::running() const noexcept { return impl_->running() && !impl_->stopping(); }
 std::string_view Runtime::backend_name() const noexcept { return impl_->backend_name(); }
+
+void Runtime::dump(const DumpSink& sink, std::chrono::milliseconds per_core) const {
+  static_cast<detail::Diagnostics*>(impl_->diagnostics())->dump(sink, per_core);
+}
 
 }  // namespace aem

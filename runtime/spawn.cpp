@@ -83,13 +83,16 @@ namespace {
   if (local) {
     task->runner = core;
     core->count_task();
-    core->launch(capsule, task);
+    core->launch(capsule, task, options.site.record());
     return task;
   }
   // Another core: its pool is its own, so the task travels there and takes a capsule there.
   // The spawning capsule is live, so the target cannot have left its loop.
   Core& target = runtime.core(options.core);
   task->runner = &target;
+  // A task in a heap block carries its spawn site to the target core until it starts there
+  // (Core::start_remote_task).
+  task->site = options.site.record();
   target.count_incoming();
   task->mail.owner = task;
   task->mail.kind = kMailSpawn;
@@ -128,7 +131,7 @@ Result<TaskState*> spawn_task(const SpawnOptions& options, std::size_t size, std
   task->own_fp_env = options.own_fp_env;
   task->runner = core;
   core->count_task();
-  core->launch(capsule, task);
+  core->launch(capsule, task, options.site.record());
   return task;
 }
 
@@ -145,7 +148,14 @@ void task_join_wait(TaskState* task) {
     const std::uint32_t prior = task->flags.fetch_or(TaskState::kJoinWaiting, std::memory_order_acq_rel);
     if ((prior & TaskState::kFinished) != 0) return;
   }
+  self->wait_kind = WaitKind::join;  // for the diagnostics
+  self->wait_object = task;
+  self->wait_arg = static_cast<Core*>(task->runner)->index();
+  const bool remote = task->runner != self->core;  // the core polls longer meanwhile
+  if (remote) self->core->begin_remote_wait();
   self->core->suspend();  // Core::complete wakes us
+  if (remote) self->core->end_remote_wait();
+  self->wait_kind = WaitKind::none;
 }
 
 void task_release(TaskState* task) noexcept {
@@ -237,6 +247,7 @@ WakeReason Waiter::wait(Deadline deadline) {
   if (timed) core->wheel().arm(self->timer.node, deadline.time_point());
   core->suspend();
   self->waiter = nullptr;
+  self->wait_kind = WaitKind::none;  // noted by the primitive before it waited (diagnostics)
   if (timed && self->timer.node.armed()) core->wheel().cancel(self->timer.node);
   return reason.load(std::memory_order_acquire);
 }
@@ -309,6 +320,7 @@ void sleep_until(TimePoint when) {
     return;
   }
   detail::Waiter waiter;
+  detail::note_wait(detail::WaitKind::sleep, nullptr, when.time_since_epoch().count());
   if (waiter.wait(Deadline(when)) == detail::WakeReason::interrupted) detail::throw_forced_unwind();
 }
 

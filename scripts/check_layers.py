@@ -4,7 +4,7 @@
 usage: scripts/check_layers.py [SOURCE_DIR]     check the tree (exit 1 on a broken arrow)
        scripts/check_layers.py --self-test      show that a broken arrow is caught
 
-Every file under include/, alloc/, io/ and runtime/ belongs to the layer of its folder (the
+Every file under include/, base/, alloc/, io/ and runtime/ belongs to the layer of its folder (the
 longest folder prefix in LAYERS). A quoted include ("runtime/sched/core.hpp") names a file by its
 path from the source root, an angle include of <aem/...> is the public layer. Each broken rule is
 printed as `file:line includes X (layer A may not include layer B)`.
@@ -15,30 +15,38 @@ from pathlib import Path
 
 # layer -> the layers its files may include (its own always). Top of the stack first.
 LAYERS = {
-    "runtime":         {"runtime/metrics", "runtime/net", "runtime/sync", "runtime/fdio", "runtime/offload",
-                        "runtime/events", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
+    "runtime":         {"runtime/diag", "runtime/tls", "runtime/upgrade", "runtime/metrics", "runtime/net", "runtime/sync", "runtime/fdio", "runtime/offload",
+                        "runtime/events", "runtime/sched", "runtime/fiber", "io", "alloc", "base", "include"},
+    "runtime/tls":     {"runtime/net", "runtime/fdio", "runtime/offload", "runtime/sched", "runtime/fiber", "io", "alloc",
+                        "base", "include"},
+    "runtime/upgrade": {"runtime/net", "runtime/fdio", "runtime/offload", "runtime/sched", "runtime/fiber", "io",
+                        "alloc", "base", "include"},
+    # The stall watchdog and the capsule dump read the cores' and capsules' internals.
+    "runtime/diag":    {"runtime/sched", "runtime/fiber", "alloc", "base", "include"},
     "runtime/metrics": {"runtime/offload", "runtime/events", "runtime/sched", "runtime/fiber", "io", "alloc",
-                        "include"},
-    "runtime/net":     {"runtime/fdio", "runtime/offload", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
-    "runtime/sync":    {"runtime/sched", "runtime/fiber", "alloc", "include"},
-    "runtime/fdio":    {"runtime/offload", "runtime/sched", "runtime/fiber", "io", "alloc", "include"},
-    "runtime/offload": {"runtime/sched", "runtime/fiber", "io", "alloc", "include"},
-    "runtime/events":  {"runtime/sched", "runtime/fiber", "io", "alloc", "include"},
-    "runtime/sched":   {"runtime/fiber", "io", "alloc", "include"},
-    "runtime/fiber":   {"include"},
-    "io":              {"io/uring", "io/epoll", "alloc", "include"},  # the backend factory picks one
-    "io/uring":        {"io", "alloc", "include"},
-    "io/epoll":        {"io", "alloc", "include"},
-    "alloc":           {"include"},
+                        "base", "include"},
+    "runtime/net":     {"runtime/fdio", "runtime/offload", "runtime/sched", "runtime/fiber", "io", "alloc", "base", "include"},
+    "runtime/sync":    {"runtime/sched", "runtime/fiber", "alloc", "base", "include"},
+    "runtime/fdio":    {"runtime/offload", "runtime/sched", "runtime/fiber", "io", "alloc", "base", "include"},
+    "runtime/offload": {"runtime/sched", "runtime/fiber", "io", "alloc", "base", "include"},
+    "runtime/events":  {"runtime/sched", "runtime/fiber", "io", "alloc", "base", "include"},
+    "runtime/sched":   {"runtime/fiber", "io", "alloc", "base", "include"},
+    "runtime/fiber":   {"base", "include"},
+    "io":              {"io/uring", "io/epoll", "alloc", "base", "include"},  # the backend factory picks one
+    "io/uring":        {"io", "alloc", "base", "include"},
+    "io/epoll":        {"io", "alloc", "base", "include"},
+    "alloc":           {"base", "include"},
+    "base":            {"include"},  # the log route and the trace probes, under every layer
     "include":         set(),
 }
 # Only these layers may include a system header; each such header is named once here.
 EXCLUSIVE_HEADERS = {
     "liburing.h": {"io/uring"},
+    "sys/sdt.h": {"base"},  # probes are placed through base/probes.hpp's AEM_PROBE_* macros
 }
 # Exactly one file of the library may include Boost.Context (and owns the sanitizer fiber hooks).
 BOOST_CONTEXT_OWNER = "runtime/fiber/context.cpp"
-LIBRARY_DIRS = ("include", "alloc", "io", "runtime")
+LIBRARY_DIRS = ("include", "base", "alloc", "io", "runtime")
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 

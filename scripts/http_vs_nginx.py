@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""http_vs_nginx.py — aem's HTTP server against nginx, measured by wrk on loopback.
+"""http_vs_nginx.py — aem's HTTP server against nginx, measured by wrk and by h2load on loopback.
 
 Both servers answer GET /hello with the same body and Content-Type over keep-alive
 connections: aem_http_server (examples/http_server) on one aem core, and nginx (Debian
@@ -8,7 +8,10 @@ temporary prefix directory (no system configuration is read or touched). Each se
 to core 0 and wrk to core 1, 100 connections, a few repetitions alternating which server runs
 first; the script prints requests/s and latency for both, each the median of the repetitions,
 and aem / nginx ratios; then the req/s ratio within each repetition (the two runs back to back),
-which a machine whose speed drifts from minute to minute disturbs least.
+which a machine whose speed drifts from minute to minute disturbs least. It does so with each
+client of --clients: wrk (one thread, Lua-driven event loop) and h2load from nghttp2
+(`h2load --h1`, its own libev loop), two independent HTTP/1.1 load generators whose figures
+must agree before either is believed.
 
 On a 2-core machine wrk on its one core is the limit before either server is (neither reaches
 100 % CPU), so requests/s cannot tell the servers apart. --server-cpu F puts each server in a
@@ -19,7 +22,8 @@ period): the server then stands for a core that is F times as fast. Over a long 
 instead run at full speed for F of the period, outpace wrk (the limit again) while it does, and
 stop for the rest.
 
-usage: scripts/http_vs_nginx.py [--aem-server PATH] [--nginx PATH] [--wrk PATH] [--connections N]
+usage: scripts/http_vs_nginx.py [--aem-server PATH] [--nginx PATH] [--wrk PATH] [--h2load PATH]
+                                [--clients wrk,h2load] [--connections N]
                                 [--duration S] [--repeat N] [--aem-cores N] [--aem-style S]
                                 [--aem-coalesce-us N] [--server-cpu F] [--quota-period-us P] [--quick]
 Exit status: 0 when every run succeeded, 1 when one failed, 2 when a tool or binary is missing,
@@ -251,6 +255,35 @@ class CpuQuota:
         print(f"http_vs_nginx: could not remove {self.path}", file=sys.stderr)
 
 
+def run_load(name, cmd, server, args, parse, env=None):
+    """Runs the load client command `cmd` (named `name` in messages) against `server` for
+    args.duration seconds and returns `parse(its stdout)` with the server's CPU time over the run
+    (server_cpu, a share of one CPU; cpu_us_per_req) and the client's (wrk_cpu)."""
+    cpu_before = cpu_seconds(server.proc.pid)
+    # The client is the only child reaped during the run (taskset execs it): its CPU time is the
+    # children's usage that the run adds.
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + WRK_SLACK_S, env=env)
+    except subprocess.TimeoutExpired:
+        server.fail(f"{name} still running {args.duration + WRK_SLACK_S} s after start")
+    cpu = cpu_seconds(server.proc.pid) - cpu_before
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    if done.returncode != 0:
+        server.fail(f"{name} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    if not server.alive():
+        server.fail(f"exited with status {server.proc.returncode} during the run")
+    result = parse(done.stdout)
+    result["server_cpu"] = cpu / args.duration
+    result["wrk_cpu"] = client_cpu / args.duration
+    if result["requests_per_s"] > 0:
+        result["cpu_us_per_req"] = cpu / (result["requests_per_s"] * args.duration) * 1e6
+    if result["errors"]:
+        print(f"  {server.name}: {name} counted {result['errors']} socket errors or failed answers", file=sys.stderr)
+    return result
+
+
 def run_wrk(wrk, server, args):
     cmd = ["taskset", "-c", str(CLIENT_CORE), wrk, "-t1", f"-c{args.connections}", f"-d{args.duration}s",
            "--latency", f"http://127.0.0.1:{server.port}{PATH}"]
@@ -262,41 +295,51 @@ def run_wrk(wrk, server, args):
         script.close()
         cmd[5:5] = ["-s", script.name]
         env["AEM_PIPELINE_DEPTH"] = str(args.pipeline)
-    cpu_before = cpu_seconds(server.proc.pid)
-    # wrk is the only child reaped during the run (taskset execs it): its CPU time is the
-    # children's usage that the run adds.
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + WRK_SLACK_S, env=env)
-    except subprocess.TimeoutExpired:
-        server.fail(f"wrk still running {args.duration + WRK_SLACK_S} s after start")
+        result = run_load("wrk", cmd, server, args, parse_wrk, env)
     finally:
         if script is not None:
             os.unlink(script.name)
-    cpu = cpu_seconds(server.proc.pid) - cpu_before
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wrk_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
-    if done.returncode != 0:
-        server.fail(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
-    if not server.alive():
-        server.fail(f"exited with status {server.proc.returncode} during the run")
-    result = parse_wrk(done.stdout)
     if args.pipeline > 1:
         # wrk times a pipelined batch, not its requests, and reports zeros for some percentiles.
         result = {key: value for key, value in result.items() if not key.endswith("_ms")}
-    result["server_cpu"] = cpu / args.duration
-    result["wrk_cpu"] = wrk_cpu / args.duration
-    if result["requests_per_s"] > 0:
-        result["cpu_us_per_req"] = cpu / (result["requests_per_s"] * args.duration) * 1e6
-    if result["errors"]:
-        print(f"  {server.name}: wrk counted {result['errors']} socket errors or non-2xx answers", file=sys.stderr)
     return result
 
 
-def measure(server, wrk, args):
-    """Checks what `server` answers, then runs wrk against it: (its Content-Type, wrk's result)."""
+def parse_h2load(output):
+    """Requests/s, mean request time (ms) and failures from h2load's summary."""
+    rate = re.search(r"^finished in [\d.]+\w+, ([\d.]+) req/s", output, re.M)
+    requests = re.search(r"^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                         r"(\d+) errored, (\d+) timeout", output, re.M)
+    mean = re.search(r"^time for request:\s+\S+\s+\S+\s+(\S+)", output, re.M)
+    if not rate or not requests:
+        raise BenchError(f"unreadable h2load output:\n{output}")
+    result = {"requests_per_s": float(rate.group(1)),
+              "errors": int(requests.group(4)) + int(requests.group(5)) + int(requests.group(6))}
+    if mean:
+        result["avg_ms"] = seconds(mean.group(1)) * 1e3
+    return result
+
+
+def run_h2load(h2load, server, args):
+    """h2load --h1 for args.duration seconds (no warm-up phase, like wrk: the server's CPU time
+    over the whole run is divided by the requests of the whole run)."""
+    cmd = ["taskset", "-c", str(CLIENT_CORE), h2load, "--h1", "-t1", f"-c{args.connections}", "-D",
+           str(args.duration), f"http://127.0.0.1:{server.port}{PATH}"]
+    if args.pipeline > 1:
+        cmd[4:4] = [f"-m{args.pipeline}"]
+    return run_load("h2load", cmd, server, args, parse_h2load)
+
+
+# client name -> (the function that runs it, its Debian package)
+CLIENTS = {"wrk": (run_wrk, "wrk"), "h2load": (run_h2load, "nghttp2-client")}
+
+
+def measure(server, wrk, args, client="wrk"):
+    """Checks what `server` answers, then runs `client` (the binary `wrk`) against it: (its
+    Content-Type, the client's result)."""
     content_type = check_answer(server)
-    return content_type, run_wrk(wrk, server, args)
+    return content_type, CLIENTS[client][0](wrk, server, args)
 
 
 def median_of(runs, key):
@@ -304,14 +347,15 @@ def median_of(runs, key):
     return statistics.median(values) if values else None
 
 
-def print_report(results, failures, args):
+def print_report(results, failures, args, client="wrk"):
     keys = [("requests_per_s", "req/s", "{:>12,.0f}"), ("avg_ms", "avg ms", "{:>9.3f}"), ("p50_ms", "p50 ms", "{:>9.3f}"),
             ("p90_ms", "p90 ms", "{:>9.3f}"), ("p99_ms", "p99 ms", "{:>9.3f}"),
             ("server_cpu", "srv cpu", "{:>9.0%}"), ("cpu_us_per_req", "us/req", "{:>9.2f}"),
-            ("wrk_cpu", "wrk cpu", "{:>9.0%}")]
+            ("wrk_cpu", "cli cpu", "{:>9.0%}")]
     pipelining = f", {args.pipeline} requests pipelined" if args.pipeline > 1 else ""
     quota = f" held to {args.server_cpu:.0%} of it ({args.quota_text})" if args.server_cpu else ""
-    print(f"\nGET {PATH}, {args.connections} keep-alive connections{pipelining}, wrk -t1 on core {CLIENT_CORE}, "
+    client_text = "wrk -t1" if client == "wrk" else "h2load --h1 -t1"
+    print(f"\nGET {PATH}, {args.connections} keep-alive connections{pipelining}, {client_text} on core {CLIENT_CORE}, "
           f"server on core {SERVER_CORE}{quota}, {args.duration} s x {args.repeat} (medians)")
     print(f"{'server':<8}" + "".join(f"{label:>12}" if key == "requests_per_s" else f"{label:>9}"
                                      for key, label, _ in keys) + f"{'runs':>6}")
@@ -338,8 +382,8 @@ def print_report(results, failures, args):
     for name, repetition, reason in failures:
         print(f"{name:<8} repetition {repetition}: FAILED: {reason}")
     print("ratios: above 1 in req/s and below 1 in latency or us/req favour aem. srv cpu: the server's CPU time\n"
-          "(its whole process tree) over the run's wall time; us/req: that CPU time per request; wrk cpu: the\n"
-          "client's. When wrk is near 100% and neither server is near its limit, the client is the limit and\n"
+          "(its whole process tree) over the run's wall time; us/req: that CPU time per request; cli cpu: the\n"
+          "client's. When the client is near 100% and neither server is near its limit, it is the limit and\n"
           "req/s cannot tell them apart: us/req still does (nginx us/req / aem us/req is how many times more\n"
           "requests aem serves per CPU second), and --server-cpu makes req/s show it.\n"
           "One busy machine measures noise too: compare on a quiet one.")
@@ -351,6 +395,9 @@ def parse_args():
                         help="aem HTTP server binary (default build/release/examples/aem_http_server)")
     parser.add_argument("--nginx", help="nginx binary (default: from PATH or /usr/sbin)")
     parser.add_argument("--wrk", help="wrk binary (default: from PATH)")
+    parser.add_argument("--h2load", help="h2load binary (default: from PATH)")
+    parser.add_argument("--clients", default=",".join(CLIENTS),
+                        help=f"comma-separated load clients, from: {', '.join(CLIENTS)} (default: both)")
     parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS)
     parser.add_argument("--pipeline", type=int, default=1,
                         help="requests wrk sends at once on each connection (HTTP pipelining; default 1: none)")
@@ -380,6 +427,10 @@ def parse_args():
         if not shortest <= args.quota_period_us <= CpuQuota.MAX_PERIOD_US:
             parser.error(f"--quota-period-us must be between {shortest} (a 1 ms quota at --server-cpu "
                          f"{args.server_cpu:g}) and {CpuQuota.MAX_PERIOD_US}")
+    args.clients = args.clients.split(",")
+    unknown = [c for c in args.clients if c not in CLIENTS]
+    if unknown:
+        parser.error(f"unknown client {', '.join(unknown)} (known: {', '.join(CLIENTS)})")
     if args.aem_coalesce_us < 0:
         parser.error("--aem-coalesce-us must not be negative")
     if args.connections < 1 or args.duration < 1 or args.repeat < 1 or args.aem_cores < 1:
@@ -392,7 +443,7 @@ def main():
     if not {SERVER_CORE, CLIENT_CORE} <= os.sched_getaffinity(0):
         print(f"http_vs_nginx: needs cores {SERVER_CORE} and {CLIENT_CORE}: skipped", file=sys.stderr)
         return EXIT_SKIP
-    wrk = find_tool(args.wrk, "wrk", "wrk")
+    tools = {name: find_tool(getattr(args, name), name, CLIENTS[name][1]) for name in args.clients}
     nginx = find_tool(args.nginx, "nginx", "nginx-light")
     if not os.access(args.aem_server, os.X_OK):
         fail_setup(f"no aem HTTP server at {args.aem_server}: build it (cmake --build build/release --target "
@@ -411,14 +462,18 @@ def main():
             fail_setup(f"--server-cpu needs a cgroup it can make (root): {error}")
     limit = quota.wrap if quota else (lambda argv: argv)
     try:
-        return compare(args, wrk, nginx, aem_extra, limit)
+        status = 0
+        for name, tool in tools.items():
+            status = max(status, compare(args, tool, nginx, aem_extra, limit, client=name))
+        return status
     finally:
         if quota:
             quota.close()
 
 
-def compare(args, wrk, nginx, aem_extra, limit):
-    """Runs the repetitions and prints the report; `limit(argv)` is how a server is started."""
+def compare(args, wrk, nginx, aem_extra, limit, client="wrk"):
+    """Runs the repetitions with `client` (the binary `wrk`) and prints the report; `limit(argv)`
+    is how a server is started."""
     results = {"aem": [], "nginx": []}
     failures = []
     with tempfile.TemporaryDirectory(prefix="http_vs_nginx_") as prefix:
@@ -427,7 +482,7 @@ def compare(args, wrk, nginx, aem_extra, limit):
         for repetition in range(1, args.repeat + 1):
             order = ("aem", "nginx") if repetition % 2 else ("nginx", "aem")
             for name in order:
-                print(f"[{repetition}/{args.repeat}] {name}: wrk {args.duration} s, {args.connections} connections ...",
+                print(f"[{repetition}/{args.repeat}] {name}: {client} {args.duration} s, {args.connections} connections ...",
                       file=sys.stderr, flush=True)
                 if name == "aem":
                     start = lambda: Server("aem", args.aem_server, [], make_argv=lambda port: limit(  # noqa: E731
@@ -437,7 +492,7 @@ def compare(args, wrk, nginx, aem_extra, limit):
                         nginx_argv(nginx, prefix, content_type)(port)))
                 try:
                     with start() as server:
-                        answered_type, result = measure(server, wrk, args)
+                        answered_type, result = measure(server, wrk, args, client)
                 except BenchError as error:
                     print(f"  FAILED: {error}", file=sys.stderr)
                     failures.append((name, repetition, str(error).splitlines()[0]))
@@ -448,7 +503,7 @@ def compare(args, wrk, nginx, aem_extra, limit):
                 results[name].append(result)
                 print(f"      {result['requests_per_s']:,.0f} req/s, server CPU {result['server_cpu']:.0%}",
                       file=sys.stderr, flush=True)
-    print_report(results, failures, args)
+    print_report(results, failures, args, client)
     return 1 if failures else 0
 
 

@@ -2,7 +2,7 @@
 # setup.sh — installs the Debian packages aem needs to build, test and benchmark.
 # Idempotent: installs only what is missing. Needs root (or sudo) on Debian 12.
 #   scripts/setup.sh              what build, tests, benchmarks and plots need
-#   scripts/setup.sh --http-bench also wrk and nginx, for make http-vs-nginx
+#   scripts/setup.sh --http-bench also wrk, h2load (nghttp2-client) and nginx, for make http-vs-nginx
 #   scripts/setup.sh --cross-aarch64
 #                                 also the aarch64 cross compiler, the arm64 (multiarch) builds
 #                                 of Boost.Context, liburing and mimalloc, and qemu-user, for
@@ -12,16 +12,20 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libboost-context-dev liburing-dev libmimalloc-dev doctest-dev libbenchmark-dev
+  libssl-dev openssl
+  systemtap-sdt-dev
+  libunwind-dev libdw-dev gdb
   clang libclang-rt-14-dev
   gnuplot-nox util-linux python3
 )
 cross_arch=""
 case "${1:-}" in
-  --http-bench) packages+=(wrk nginx-light) ;;
+  --http-bench) packages+=(wrk nghttp2-client nginx-light) ;;
   --cross-aarch64)
     cross_arch=arm64
     packages+=(g++-aarch64-linux-gnu
-      libboost-context-dev:arm64 liburing-dev:arm64 libmimalloc-dev:arm64
+      libboost-context-dev:arm64 liburing-dev:arm64 libmimalloc-dev:arm64 libssl-dev:arm64
+      libunwind-dev:arm64 libdw-dev:arm64
       qemu-user) ;;
 esac
 

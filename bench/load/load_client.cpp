@@ -13,21 +13,19 @@
 // non-zero exit status; no wait is without a deadline.
 #include <sys/epoll.h>
 
-#include <array>
-#include <bit>
-#include <cinttypes>
 #include <cstdint>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common.hpp"
+#include "client.hpp"
 
 namespace {
 
 using aem_load::fail;
+using aem_load::LatencyHistogram;
+using aem_load::process_cpu_seconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kUsage =
@@ -39,105 +37,14 @@ constexpr const char* kUsage =
     "--idle opens N connections, prints a ready line and holds them, sending nothing, until\n"
     "SIGINT/SIGTERM, stdin closes, or --hold seconds pass (an error).";
 
-constexpr long kDefaultConnections = 100;
-constexpr long kMaxConnections = 1'000'000;
-constexpr double kDefaultDurationS = 10;
-constexpr double kDefaultWarmupS = 2;
-constexpr long kDefaultMessageBytes = 64;
-constexpr long kMaxMessageBytes = 1 << 20;
-constexpr double kDefaultConnectTimeoutS = 5;
-// Generous: it exists to catch a lost connection, and a thread-per-connection server at 10,000
-// connections on a busy machine legitimately takes seconds per round.
-constexpr double kDefaultStallTimeoutS = 30;
 constexpr double kDefaultHoldS = 600;
-// Descriptors the client needs beyond its connections: stdio, epoll, signalfd, /proc reads.
-constexpr rlim_t kSpareFds = 16;
 constexpr int kMaxEvents = 512;
 // How often the loop wakes with nothing to do, to check the clock and stalled connections.
 constexpr int kTickMs = 100;
 constexpr auto kStallScanInterval = std::chrono::seconds(1);
-constexpr double kNsPerUs = 1e3;
 
-// LatencyHistogram is log-linear, HdrHistogram style: values below 2^kSubBits ns are exact,
-// larger ones keep kSubBits bits of mantissa (≤ 0.8 % error). Fixed size whatever the run's
-// length, and recording is a few instructions, so the client spends its core on the sockets.
-class LatencyHistogram {
- public:
-  void record(uint64_t ns) {
-    ++counts_[index(ns)];
-    ++total_;
-    max_ = std::max(max_, ns);
-  }
-  void clear() { *this = LatencyHistogram(); }
-  uint64_t total() const { return total_; }
-  uint64_t max() const { return max_; }
-
-  // percentile: the smallest recorded value v (bucket midpoint) with at least q of the
-  // samples ≤ v.
-  double percentile(double q) const {
-    if (total_ == 0) return 0;
-    const auto rank = static_cast<uint64_t>(q * static_cast<double>(total_) + 0.5);
-    uint64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= std::max<uint64_t>(rank, 1)) return midpoint(i);
-    }
-    return static_cast<double>(max_);
-  }
-
- private:
-  static constexpr int kSubBits = 7;
-  static constexpr uint64_t kSubBuckets = uint64_t{1} << kSubBits;
-  static constexpr std::size_t kBuckets = (64 - kSubBits + 1) * kSubBuckets;
-
-  static std::size_t index(uint64_t ns) {
-    if (ns < kSubBuckets) return ns;
-    const int shift = std::bit_width(ns) - 1 - kSubBits;
-    return static_cast<std::size_t>((static_cast<uint64_t>(shift) + 1) * kSubBuckets + ((ns >> shift) - kSubBuckets));
-  }
-  static double midpoint(std::size_t i) {
-    if (i < kSubBuckets) return static_cast<double>(i);
-    const int shift = static_cast<int>(i / kSubBuckets) - 1;
-    const uint64_t low = ((i % kSubBuckets) + kSubBuckets) << shift;
-    return static_cast<double>(low) + static_cast<double>((uint64_t{1} << shift) - 1) / 2;
-  }
-
-  std::array<uint64_t, kBuckets> counts_{};
-  uint64_t total_ = 0;
-  uint64_t max_ = 0;
-};
-
-// process_cpu_seconds reads utime + stime of a whole process (every thread, living or dead)
-// from /proc/PID/stat; negative when the process is gone.
-double process_cpu_seconds(long pid) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
-  std::string text;
-  if (!std::getline(file, text)) return -1;
-  // The command name may hold spaces and parentheses; the fields start after the last ')'.
-  std::istringstream fields(text.substr(text.rfind(')') + 2));
-  std::string field;
-  constexpr int kUtimeIndex = 11;  // field 14 of proc(5), counted from field 3 (state)
-  double utime = 0;
-  double stime = 0;
-  for (int i = 0; fields >> field; ++i) {
-    if (i == kUtimeIndex) utime = std::stod(field);
-    if (i == kUtimeIndex + 1) {
-      stime = std::stod(field);
-      break;
-    }
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-struct Options {
-  long connections;
-  double duration_s;
-  double warmup_s;
-  int port;
-  std::size_t message_bytes;
-  long server_pid;
-  double connect_timeout_s;
-  double stall_timeout_s;
+// Options: the ping-pong's, and --idle's.
+struct Options : aem_load::PingPongOptions {
   bool idle;
   double hold_s;
 };
@@ -145,54 +52,18 @@ struct Options {
 Options parse(int argc, char** argv) {
   aem_load::Args args(argc, argv, kUsage);
   Options o{};
-  o.connections = args.integer("--connections", kDefaultConnections, 1, kMaxConnections);
-  o.duration_s = args.seconds("--duration", kDefaultDurationS);
-  o.warmup_s = args.seconds("--warmup", kDefaultWarmupS);
-  o.port = args.port();
-  o.message_bytes = static_cast<std::size_t>(args.integer("--message-size", kDefaultMessageBytes, 1, kMaxMessageBytes));
-  o.server_pid = args.integer("--server-pid", 0, 1, std::numeric_limits<int>::max());
-  o.connect_timeout_s = args.seconds("--connect-timeout", kDefaultConnectTimeoutS);
-  o.stall_timeout_s = args.seconds("--stall-timeout", kDefaultStallTimeoutS);
+  static_cast<aem_load::PingPongOptions&>(o) = aem_load::parse_ping_pong(args);
   o.idle = args.flag("--idle");
   o.hold_s = args.seconds("--hold", kDefaultHoldS);
   args.done();
   return o;
 }
 
-timeval to_timeval(double seconds) {
-  timeval t{};
-  t.tv_sec = static_cast<time_t>(seconds);
-  t.tv_usec = static_cast<suseconds_t>((seconds - static_cast<double>(t.tv_sec)) * 1e6);
-  return t;
-}
-
-// connect_all opens the connections one after another with blocking connects bounded by
-// SO_SNDTIMEO (which connect() honours), then makes them non-blocking: sequential connects on
-// loopback take microseconds each and never overrun the server's accept queue.
-std::vector<int> connect_all(const char* program, const Options& o) {
-  const rlim_t limit = aem_load::raise_fd_limit(program);
-  if (static_cast<rlim_t>(o.connections) + kSpareFds > limit) {
-    std::fprintf(stderr, "%s: %ld connections need %ld descriptors, RLIMIT_NOFILE allows %llu\n", program,
-                 o.connections, o.connections + static_cast<long>(kSpareFds), static_cast<unsigned long long>(limit));
-    std::exit(EXIT_FAILURE);
-  }
-  const sockaddr_in address = aem_load::loopback_address(o.port);
-  const timeval timeout = to_timeval(o.connect_timeout_s);
-  std::vector<int> fds;
-  fds.reserve(static_cast<std::size_t>(o.connections));
-  for (long i = 0; i < o.connections; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail(program, "socket");
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-      const int error = errno == EINPROGRESS ? ETIMEDOUT : errno;  // EINPROGRESS: SO_SNDTIMEO ran out
-      std::fprintf(stderr, "%s: connection %ld of %ld to 127.0.0.1:%d failed: %s\n", program, i + 1, o.connections,
-                   o.port, std::strerror(error));
-      std::exit(EXIT_FAILURE);
-    }
+// open_connections: the connections, non-blocking (the epoll loop drives them).
+std::vector<int> open_connections(const char* program, const Options& o) {
+  std::vector<int> fds = aem_load::connect_all(program, o.port, o.connections, o.connect_timeout_s);
+  for (const int fd : fds) {
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) fail(program, "fcntl(O_NONBLOCK)");
-    aem_load::set_nodelay(fd);
-    fds.push_back(fd);
   }
   return fds;
 }
@@ -202,9 +73,7 @@ class PingPong {
  public:
   PingPong(const char* program, const Options& options, std::vector<int> fds)
       : program_(program), options_(options), payload_(options.message_bytes), receive_(options.message_bytes * 2) {
-    // A recognisable, position-dependent pattern: a server that reorders or mixes up bytes
-    // fails the comparison instead of passing as fast.
-    for (std::size_t i = 0; i < payload_.size(); ++i) payload_[i] = static_cast<char>('a' + i % 26);
+    aem_load::fill_pattern(payload_);
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) fail(program, "epoll_create1");
     connections_.resize(fds.size());
@@ -329,16 +198,7 @@ class PingPong {
     const double server_cpu_s = options_.server_pid > 0 ? server_cpu() - server_cpu_at_open_ : -1;
     const double client_cpu_s = aem_load::own_cpu_seconds() - client_cpu_at_open_;
     const double wall_s = std::chrono::duration<double>(now - window_opened_).count();
-    const uint64_t messages = histogram_.total();
-    std::printf(
-        "{\"event\":\"result\",\"connections\":%zu,\"message_size\":%zu,\"messages\":%" PRIu64
-        ",\"seconds\":%.6f,\"msgs_per_s\":%.1f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,"
-        "\"client_cpu_s\":%.6f,\"server_cpu_s\":%.6f}\n",
-        connections_.size(), payload_.size(), messages, wall_s, static_cast<double>(messages) / wall_s,
-        histogram_.percentile(0.5) / kNsPerUs, histogram_.percentile(0.99) / kNsPerUs,
-        histogram_.percentile(0.999) / kNsPerUs, static_cast<double>(histogram_.max()) / kNsPerUs, client_cpu_s,
-        server_cpu_s);
-    std::fflush(stdout);
+    aem_load::print_result({connections_.size(), payload_.size(), wall_s, client_cpu_s, server_cpu_s}, histogram_);
   }
 
   double server_cpu() const {
@@ -411,7 +271,7 @@ int main(int argc, char** argv) {
   const char* program = argv[0];
   const Options options = parse(argc, argv);
   const auto started = Clock::now();
-  std::vector<int> fds = connect_all(program, options);
+  std::vector<int> fds = open_connections(program, options);
   if (options.idle) {
     return hold_idle(program, options, fds, std::chrono::duration<double>(Clock::now() - started).count());
   }

@@ -124,6 +124,7 @@ bool Session::write_head(std::uint16_t status, std::string_view content_type, st
   head.close = closing_;
   head.keep_alive = exchange_.http10 && !closing_;
   head.allow = allow;
+  head.server = server_.config.server_name;
   output_.commit(format_head(head, http_date(), space));
   return true;
 }

@@ -60,7 +60,8 @@ std::string_view reason_phrase(std::uint16_t status) noexcept {
 
 std::size_t format_head(const ResponseHead& head, std::string_view date, std::span<char> out) noexcept {
   Writer w(out);
-  w << "HTTP/1.1 " << std::uint64_t{head.status} << " " << reason_phrase(head.status) << "\r\nServer: aem\r\nDate: "
+  w << "HTTP/1.1 " << std::uint64_t{head.status} << " " << reason_phrase(head.status) << "\r\nServer: " << head.server
+    << "\r\nDate: "
     << date << "\r\n";
   if (!head.content_type.empty()) w << "Content-Type: " << head.content_type << "\r\n";
   w << "Content-Length: " << head.content_length << "\r\n";

@@ -17,6 +17,7 @@ struct ResponseHead {
   bool close = false;             // "Connection: close": the server ends the connection after it
   bool keep_alive = false;        // "Connection: keep-alive": for HTTP/1.0 clients that asked
   std::string_view allow;         // the Allow field of a 405, omitted when empty
+  std::string_view server = "aem";  // the Server field (short: kMaxResponseHead bounds the head)
 };
 
 // kMaxResponseHead bounds what format_head writes when content_type and allow come from this

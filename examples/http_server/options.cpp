@@ -84,6 +84,21 @@ const Option kOptions[] = {
      [](std::string_view v, Options& o) { return parse_duration(v, o.server.idle_timeout); }},
     {"--send-timeout", "T", "one blocked write to a client that does not read (default 30s)",
      [](std::string_view v, Options& o) { return parse_duration(v, o.server.send_timeout); }},
+    {"--tls-cert", "FILE", "HTTPS: the certificate chain, PEM (with --tls-key)",
+     [](std::string_view v, Options& o) {
+       o.tls_cert = v;
+       return !v.empty();
+     }},
+    {"--tls-key", "FILE", "HTTPS: the private key of --tls-cert, PEM",
+     [](std::string_view v, Options& o) {
+       o.tls_key = v;
+       return !v.empty();
+     }},
+    {"--handover", "PATH", "take the listener from the server offering it on PATH, and offer it there next",
+     [](std::string_view v, Options& o) {
+       o.handover = v;
+       return !v.empty() && v.front() != '@';
+     }},
     {"--shutdown-timeout", "T", "on SIGTERM/SIGINT, wait this long for requests in flight (default 30s)",
      [](std::string_view v, Options& o) { return parse_duration(v, o.shutdown_timeout); }},
 };
@@ -132,7 +147,7 @@ int parse_options(int argc, char** argv, Options& options) {
     const std::string_view value = argv[++i];
     if (!option->apply(value, options)) return bad_usage("bad value for " + std::string(arg) + ": '" + std::string(value) + "'");
   }
-  return -1;
+  return load_tls(options);
 }
 
 }  // namespace http

@@ -2,6 +2,7 @@
 // round-robin over the cores; the capsule runs Session::serve in blocking style.
 #include "session.hpp"
 #include "styles.hpp"
+#include "tls_serve.hpp"
 
 #include <aem/capsule.hpp>
 #include <aem/error.hpp>
@@ -31,6 +32,7 @@ void accept_loop(aem::TcpListener& listener, Server& server) {
     }
     auto connection = aem::spawn(
         [s = std::move(*stream), admission = Admission(server), &server]() mutable {
+          if (server.config.tls.valid()) return serve_tls_capsule(std::move(s), std::move(admission), server);
           auto pass = server.gate.enter(s);  // the shutdown cancels the connection at its deadline
           if (!pass) return;                 // the server drains: dropped
           Session session(s, std::move(admission), server);

@@ -5,6 +5,7 @@
 #include "http_response.hpp"
 #include "session.hpp"
 #include "styles.hpp"
+#include "tls_serve.hpp"
 
 #include <aem/core_arena.hpp>
 #include <aem/cross_core.hpp>
@@ -35,6 +36,7 @@ constexpr std::uint32_t kQueuedReceives = 16;
 
 // watch registers a connection's data handler on the calling core.
 void watch(aem::TcpStream accepted, Admission admission, Server& server) {
+  if (server.config.tls.valid()) return watch_tls(std::move(accepted), std::move(admission), server);
   auto connection = std::make_shared<Connection>(std::move(accepted), std::move(admission), server);
   auto pass = server.gate.enter(connection->stream);
   if (!pass || !connection->session.start()) return;  // the server drains: not a request started yet

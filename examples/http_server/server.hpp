@@ -6,6 +6,7 @@
 
 #include <aem/gate.hpp>
 #include <aem/time.hpp>
+#include <aem/tls/context.hpp>
 #include <aem/wait_group.hpp>
 
 #include <atomic>
@@ -35,6 +36,11 @@ struct ServerConfig {
   aem::Duration linger = 2s;
   std::size_t max_connections = 10000;
   int root_fd = -1;  // the directory of the static route; -1: no static route
+  // server_name: the Server field of every response ("aem (pid N)" with --handover: a client
+  // sees which process answered while one replaces another).
+  std::string_view server_name = "aem";
+  // tls: HTTPS when valid (--tls-cert, --tls-key); the handshake counts against header_timeout.
+  aem::tls::Context tls;
 };
 
 // Server is shared by all cores; everything in it is safe to use from any of them.

@@ -21,8 +21,8 @@ std::span<const std::byte> as_bytes(std::string_view text) { return std::as_byte
 
 }  // namespace
 
-Session::Session(aem::StreamSocket& stream, Admission admission, Server& server)
-    : stream_(stream), admission_(std::move(admission)), server_(server), parser_(server.config.limits) {
+Session::Session(aem::StreamSocket& stream, Admission admission, Server& server, aem::tls::Stream* tls)
+    : stream_(stream), tls_(tls), admission_(std::move(admission)), server_(server), parser_(server.config.limits) {
   record_.stream = &stream_;
   this_core_connections().link(record_);
 }
@@ -34,11 +34,23 @@ bool Session::start() {
   return !closing_;
 }
 
+bool Session::handshake() {
+  if (tls_ == nullptr) return true;
+  // Like a request head: the header timeout bounds it, and a drain may end it at once (idle).
+  wait_for_input();
+  if (closing_) return false;
+  record_.deadline = aem::Clock::now() + server_.config.header_timeout;
+  auto done = tls_->handshake(record_.deadline);
+  if (!done && done.error() == aem::errc::timed_out) server_.timed_out.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<bool>(done);
+}
+
 void Session::serve() {
   // The parser's window is what the BufferedStream holds; what a step uses up is consumed, and
   // the incomplete rest is moved to the front only when the next read needs the room. The
   // framing stays the parser's (see session.hpp), so no read_until here.
-  aem::BufferedStream input(stream_, {.read_capacity = input_capacity(server_.config.limits), .write_capacity = 0});
+  const aem::BufferedStreamOptions buffering{.read_capacity = input_capacity(server_.config.limits), .write_capacity = 0};
+  aem::BufferedStream input = tls_ != nullptr ? aem::BufferedStream(*tls_, buffering) : aem::BufferedStream(stream_, buffering);
   if (!output_.reserve(kOutputCapacity)) return;
   while (!closing_) {
     wait_for_input();
@@ -163,7 +175,9 @@ bool Session::flush() {
 bool Session::write_all(std::string_view bytes) {
   record_.phase = Phase::sending;
   record_.deadline = aem::Clock::now() + server_.config.send_timeout;
-  if (stream_.write_all(as_bytes(bytes))) return true;
+  if (tls_ != nullptr ? static_cast<bool>(tls_->write_all(as_bytes(bytes))) : static_cast<bool>(stream_.write_all(as_bytes(bytes)))) {
+    return true;
+  }
   // The client is gone or too slow: end both directions, so that a registration ends too.
   broken_ = closing_ = true;
   (void)stream_.shutdown(aem::Shutdown::both);
@@ -172,8 +186,9 @@ bool Session::write_all(std::string_view bytes) {
 
 void Session::finish_connection() {
   if (!flush()) return;
-  // Lingering close: end the sending side, then read and drop what the client still sends
-  // until it closes or the linger time is over.
+  // Lingering close: end the sending side (after TLS's close_notify), then read and drop what
+  // the client still sends until it closes or the linger time is over.
+  if (tls_ != nullptr) (void)tls_->shutdown(aem::Clock::now() + server_.config.send_timeout);
   (void)stream_.shutdown(aem::Shutdown::write);
   record_.phase = Phase::lingering;
   record_.deadline = aem::Clock::now() + server_.config.linger;

@@ -22,6 +22,7 @@
 #include <aem/net/buffered_stream.hpp>
 #include <aem/net/stream.hpp>
 #include <aem/time.hpp>
+#include <aem/tls/stream.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -51,10 +52,16 @@ class Session {
  public:
   // Session registers a connection of the calling core. `stream` must outlive the session.
   // Call on the core (from a capsule or an inline handler); the session is then used there only.
-  Session(aem::StreamSocket& stream, Admission admission, Server& server);
+  // With `tls` (HTTPS), requests and responses go through it; `stream` is the TCP beneath, which
+  // the timeouts and the drain shut down.
+  Session(aem::StreamSocket& stream, Admission admission, Server& server, aem::tls::Stream* tls = nullptr);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
+
+  // handshake runs the TLS handshake of an HTTPS session (true at once without TLS), under the
+  // header timeout and the drain as a request head would be. False: the connection is over.
+  bool handshake();
 
   // serve reads and answers requests until the connection ends (capsule style).
   void serve();
@@ -93,6 +100,7 @@ class Session {
   void finish_connection();
 
   aem::StreamSocket& stream_;
+  aem::tls::Stream* tls_;
   Admission admission_;
   Server& server_;
   ConnectionRecord record_;

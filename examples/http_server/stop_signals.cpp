@@ -23,7 +23,9 @@ bool StopSignals::take() {
   State& state = *state_;
   for (const int signo : {SIGINT, SIGTERM}) {
     auto id = aem::on_signal(signo, [&state](const aem::SignalInfo& info) {
-      if (state.signo.exchange(info.signo) == 0) state.arrived.done();  // the first one counts
+      if (state.stopped.exchange(true)) return;  // the first reason counts
+      state.signo.store(info.signo);
+      state.arrived.done();
     });
     if (!id) {
       std::fprintf(stderr, "http_server: on_signal(%s): %s\n", ::strsignal(signo), id.error().message().c_str());
@@ -33,9 +35,16 @@ bool StopSignals::take() {
   return true;
 }
 
-int StopSignals::wait() {
+void StopSignals::handed_over(std::int32_t successor) {
+  State& state = *state_;
+  if (state.stopped.exchange(true)) return;
+  state.successor.store(successor);
+  state.arrived.done();
+}
+
+Stop StopSignals::wait() {
   state_->arrived.wait();
-  return state_->signo.load();
+  return Stop{state_->signo.load(), state_->successor.load()};
 }
 
 }  // namespace http

@@ -1,14 +1,22 @@
-// stop_signals.hpp — StopSignals: SIGINT and SIGTERM, taken as aem::on_signal events instead
-// of a handler that interrupts whatever runs.
+// stop_signals.hpp — StopSignals: why the server stops. SIGINT and SIGTERM, taken as
+// aem::on_signal events instead of a handler that interrupts whatever runs, or a successor
+// that took the listeners over (--handover).
 #pragma once
 
 #include <aem/result.hpp>
 #include <aem/wait_group.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 
 namespace http {
+
+// Stop says why the server stops: a signal, or the successor that took over its listeners.
+struct Stop {
+  int signo = 0;
+  std::int32_t successor = 0;  // a process id
+};
 
 class StopSignals {
  public:
@@ -24,13 +32,19 @@ class StopSignals {
   // the runtime: a signal that arrives while it stops still finds it.
   bool take();
 
-  // wait suspends the calling capsule until SIGINT or SIGTERM arrives (after take()) and
-  // returns its number. Call from a capsule.
-  int wait();
+  // handed_over stops the server because process `successor` accepts on its listeners now
+  // (aem::HandoverOptions::on_handed_over). Only the first reason counts. Any capsule.
+  void handed_over(std::int32_t successor);
+
+  // wait suspends the calling capsule until SIGINT or SIGTERM arrives (after take()) or a
+  // successor took over, and says which. Call from a capsule.
+  Stop wait();
 
  private:
   struct State {
     std::atomic<int> signo{0};
+    std::atomic<std::int32_t> successor{0};
+    std::atomic<bool> stopped{false};
     aem::WaitGroup arrived{1};
   };
   StopSignals() : state_(std::make_unique<State>()) {}

@@ -144,7 +144,8 @@ struct ArenaConfig {
   // on_error is called when EventData::reset() (which cannot return an error) finds that its
   // block is not a live block of the arena (errc::double_free or errc::foreign_pointer), with
   // the offending pointer; it runs on the freeing thread, must not throw, and is called in
-  // addition to a one-line message on stderr. deallocate() returns those errors instead.
+  // addition to a one-line message to the runtime's log (Config::log; stderr by default).
+  // deallocate() returns those errors instead.
   std::function<void(std::error_code, const void*)> on_error;
   // debug adds the checks that cost more than a few instructions on the fast path: every
   // allocation checks the calling thread (errc::invalid_argument off the owner thread), and
@@ -220,7 +221,8 @@ class AEM_EXPORT BuddyArena {
   explicit BuddyArena(ArenaConfig config = {});
 
   // ~BuddyArena unmaps the region. Every block must have been freed and every thread that
-  // frees into the arena must be done; in debug mode live blocks are reported on stderr.
+  // frees into the arena must be done; in debug mode live blocks are reported to the runtime's
+  // log (Config::log; stderr by default).
   ~BuddyArena();
 
   BuddyArena(const BuddyArena&) = delete;

@@ -194,7 +194,7 @@ Result<std::invoke_result_t<Fn&>> call_blocking(Fn&& fn, Deadline deadline, Sour
 //                              wait already: refused at once, fn never runs.
 //   errc::shutting_down        the runtime is stopping: a queued call is dropped, never run; a
 //                              running one is waited for by Runtime::stop up to
-//                              Config::blocking_shutdown_wait, then reported on stderr (with
+//                              Config::blocking_shutdown_wait, then reported to Config::log (with
 //                              `where`) and left to finish.
 //   errc::not_in_capsule       called from a plain thread (fn does not run).
 //   errc::inline_handler_blocked  called from an inline handler (counted; fn does not run).

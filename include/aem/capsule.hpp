@@ -8,6 +8,7 @@
 #include <aem/group.hpp>
 #include <aem/priority.hpp>
 #include <aem/result.hpp>
+#include <aem/spawn_site.hpp>
 #include <aem/time.hpp>
 
 #include <cstddef>
@@ -40,6 +41,10 @@ struct SpawnOptions {
   // one (group.hpp). A spawn into a cancelled group fails with errc::cancelled; beyond the
   // group's (or the runtime's) Policy::max_capsules with errc::policy_limit.
   SpawnGroup group{};
+  // site is where the capsule was spawned, named by the stall report, Runtime::dump and the
+  // gdb commands. Leave it: the default captures the line that makes the options (the spawn
+  // call itself when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 namespace detail {

@@ -2,6 +2,7 @@
 // on any cores.
 #pragma once
 
+#include <aem/detail/wait_note.hpp>
 #include <aem/detail/waiter.hpp>
 #include <aem/error.hpp>
 #include <aem/export.hpp>
@@ -102,6 +103,7 @@ class Channel {
     if (Result<void> now = send_now_locked(value); now || now.error() != errc::would_block) return now;
     senders_.push_back(&waiter);
     guard_.unlock();
+    detail::note_wait(detail::WaitKind::channel_send, this);
     const detail::WakeReason reason = waiter.wait(deadline);
     // Popped by a receiver (op.taken) or by close(); see popped_after_wait.
     const bool popped = reason == detail::WakeReason::notified || popped_after_wait(senders_, waiter, op.released);
@@ -135,6 +137,7 @@ class Channel {
     if (Result<T> now = receive_now_locked(); now || now.error() != errc::would_block) return now;
     receivers_.push_back(&waiter);
     guard_.unlock();
+    detail::note_wait(detail::WaitKind::channel_receive, this);
     const detail::WakeReason reason = waiter.wait(deadline);
     // Popped by a sender (op.value) or by close(); see popped_after_wait.
     const bool popped = reason == detail::WakeReason::notified || popped_after_wait(receivers_, waiter, op.released);

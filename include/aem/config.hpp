@@ -2,6 +2,7 @@
 #pragma once
 
 #include <aem/arena.hpp>
+#include <aem/log.hpp>
 #include <aem/policy.hpp>
 
 #include <chrono>
@@ -134,10 +135,33 @@ struct Config {
   // is refused). The queue never grows beyond it.
   std::size_t blocking_queue_bound = 4096;
   // blocking_shutdown_wait is how long Runtime::stop waits for pool calls that are still
-  // running; after it, it reports each on stderr (where it was called, for how long) and returns,
-  // leaving the thread to finish the call and drop its result. Negative: start() fails with
-  // errc::invalid_argument.
+  // running; after it, it reports each through `log` (where it was called, for how long) and
+  // returns, leaving the thread to finish the call and drop its result. Negative: start() fails
+  // with errc::invalid_argument.
   std::chrono::nanoseconds blocking_shutdown_wait = std::chrono::seconds(1);
+  // log receives every diagnostic the runtime writes (a handler that threw, activations lost at
+  // a queue bound, a listener pausing for want of descriptors, a stall); empty (the default):
+  // aem::write_log_to_stderr, "aem: <message>" on stderr. It is called concurrently from the
+  // runtime's threads: see LogSink (log.hpp) for what it may do. Each Runtime routes its own
+  // threads' messages (its cores, its blocking pool, Runtime::start / stop) to its own sink,
+  // so several runtimes in one process may log to different places. A message raised on a
+  // thread of no runtime (an arena misused from a foreign thread, say) goes to the sink of the
+  // oldest live Runtime that has one, else to stderr.
+  LogSink log{};
+  // stall_threshold: a core that runs one capsule, or one turn of its loop, longer than this
+  // without switching is reported through `log` (warning): the core, the capsule (id, spawn
+  // site, priority, group), how long, and the backtrace of the code that held the core, taken
+  // on the core's thread by a signal (SIGRTMAX - 1, which the application must leave alone).
+  // A watchdog thread per runtime looks every quarter of it; reports of one core are spaced by
+  // a back-off that doubles up to a minute, while CoreMetrics::stalls counts them all. Time
+  // the core sleeps waiting for work is never a stall. 0 turns it off; negative: start() fails
+  // with errc::invalid_argument. Format: docs/diagnostics.md.
+  std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(200);
+  // dump_signal: when the process receives this signal (e.g. SIGUSR2), the runtime writes a
+  // capsule dump (Runtime::dump) through `log` (info). 0 (the default) installs nothing.
+  // SIGKILL, SIGSTOP, the stall signal or a number out of range: start() fails with
+  // errc::invalid_argument.
+  int dump_signal = 0;
 };
 
 }  // namespace aem

@@ -50,8 +50,11 @@ struct ErrorEventOptions {
   Executor exec = Executor::fresh_capsule;
   std::uint32_t queue_bound = kDefaultQueueBound;
   // on_lost hears, in order with the activations, of errors dropped at the queue bound (errors
-  // cannot wait); without it the loss is reported on stderr. Optional.
+  // cannot wait); without it the loss is reported to Config::log. Optional.
   std::function<void(Lost)> on_lost{};
+  // site is where the registration is made, named by Runtime::dump. Leave it: the default
+  // captures the line that makes the options (the registering call when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 namespace detail {
@@ -103,6 +106,7 @@ Result<EventId> on_error(F&& handler, ErrorEventOptions options = {}) {
                 "an error handler is called with const aem::SubsystemError& or nothing");
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
                                   SourceType::error};
+  reg.site = options.site.record();
   return detail::register_handler<detail::InvokeSubsystemError>(
       std::forward<F>(handler), reg,
       [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) { return detail::arm_error(slot, ops); });

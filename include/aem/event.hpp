@@ -150,8 +150,11 @@ struct EventOptions {
   Executor exec = Executor::fresh_capsule;
   std::uint32_t queue_bound = kDefaultQueueBound;
   // on_lost hears, in order with the activations, of triggers dropped at the queue bound;
-  // without it the loss is reported on stderr. Optional.
+  // without it the loss is reported to Config::log. Optional.
   std::function<void(Lost)> on_lost{};
+  // site is where the registration is made, named by Runtime::dump. Leave it: the default
+  // captures the line that makes the options (the registering call when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 // on_event registers `handler` for an event the application activates itself with trigger():
@@ -169,6 +172,7 @@ Result<EventId> on_event(F&& handler, EventOptions options = {}) {
                 "an event handler is called with EventData, SharedEventData or nothing");
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
   reg.kind = SourceType::user;
+  reg.site = options.site.record();
   return detail::register_handler<detail::InvokeBytes>(std::forward<F>(handler), reg,
                                                        [](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
                                                          return detail::arm_user(slot, ops);

@@ -59,7 +59,7 @@ class AEM_EXPORT EventData {
   // reset returns the block to the arena it came from and leaves this EventData empty.
   // May be called from any thread. A block the arena does not recognise (memory corruption,
   // a block already freed through release()) is reported through ArenaConfig::on_error and
-  // one line on stderr, and is otherwise left alone: reset never throws and never crashes.
+  // one line to Config::log, and is otherwise left alone: reset never throws and never crashes.
   void reset() noexcept;
 
   // release gives up ownership without freeing: the caller must later pass the returned

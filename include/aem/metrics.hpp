@@ -40,6 +40,8 @@ struct CoreMetrics {
   std::uint64_t blocking_calls = 0;        // aem::blocking calls of the core's capsules handed to the pool
   std::uint64_t blocking_timeouts = 0;     // of which the capsule gave up at its deadline
   std::uint64_t blocking_refusals = 0;     // aem::blocking calls refused: errc::blocking_queue_full
+  std::uint64_t stalls = 0;                // times the core ran past Config::stall_threshold without switching
+  std::uint64_t stall_max_ns = 0;          // the longest such stall, in nanoseconds
 
   // ---- gauges
   PriorityCounts ready_capsules{};        // capsules in the ready queue, by priority

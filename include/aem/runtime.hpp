@@ -5,11 +5,13 @@
 #include <aem/capsule.hpp>
 #include <aem/config.hpp>
 #include <aem/detail/task.hpp>
+#include <aem/diagnostics.hpp>
 #include <aem/error.hpp>
 #include <aem/export.hpp>
 #include <aem/metrics.hpp>
 #include <aem/result.hpp>
 
+#include <chrono>
 #include <future>
 #include <memory>
 #include <optional>
@@ -131,6 +133,17 @@ class AEM_EXPORT Runtime {
   // read at once; a stopped runtime reports what its cores published last. Call from any
   // thread: a capsule waits by yielding, a plain thread by sleeping briefly.
   std::vector<CoreMetrics> metrics() const;
+
+  // dump hands `sink` a description of every core and every live capsule on it: its id, state
+  // (running, ready, or suspended and on what: a descriptor and operation, a sleep, a mutex and
+  // its holder, a channel, a join or cross-core reply, a blocking call), priority, group, age,
+  // spawn site and, for a capsule that is not running, its backtrace from its saved registers
+  // (format: docs/diagnostics.md). Each core describes itself on its own thread between two
+  // capsules; a core that does not answer within `per_core` (a stalled one) is named as such
+  // and skipped. A stopped runtime reports its cores as not running. Call from any thread; from
+  // a capsule, its own core is described at once and the others are waited for with the
+  // calling thread blocked (at most `per_core` each).
+  void dump(const DumpSink& sink, std::chrono::milliseconds per_core = std::chrono::seconds(1)) const;
 
  private:
   Result<void> run_root(detail::TaskState* root);

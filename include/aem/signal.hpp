@@ -53,8 +53,11 @@ struct SignalOptions {
   Executor exec = Executor::fresh_capsule;
   std::uint32_t queue_bound = kDefaultQueueBound;
   // on_lost hears, in order with the activations, of signals dropped at the queue bound
-  // (signals cannot wait); without it the loss is reported on stderr. Optional.
+  // (signals cannot wait); without it the loss is reported to Config::log. Optional.
   std::function<void(Lost)> on_lost{};
+  // site is where the registration is made, named by Runtime::dump. Leave it: the default
+  // captures the line that makes the options (the registering call when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 namespace detail {
@@ -116,6 +119,7 @@ Result<EventId> on_signal(int signo, F&& handler, SignalOptions options = {}) {
   if (Result<void> ready = detail::signal_prepare(signo); !ready) return ready.error();
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
                                   SourceType::signal};
+  reg.site = options.site.record();
   return detail::register_handler<detail::InvokeSignal>(
       std::forward<F>(handler), reg, [signo](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {
         return detail::arm_signal(slot, ops, signo);

@@ -28,8 +28,11 @@ struct TimerOptions {
   // next ones are dropped and reported through on_lost (a timer cannot wait).
   std::uint32_t queue_bound = kDefaultQueueBound;
   // on_lost hears, in order with the expiries, how many were dropped; without it the loss is
-  // reported on stderr. Optional.
+  // reported to Config::log. Optional.
   std::function<void(Lost)> on_lost{};
+  // site is where the registration is made, named by Runtime::dump. Leave it: the default
+  // captures the line that makes the options (the registering call when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 namespace detail {
@@ -41,6 +44,7 @@ template <typename F>
 Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, TimerOptions& options) {
   static_assert(std::is_invocable_v<std::decay_t<F>&>, "a timer handler is called with no arguments");
   RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
+  reg.site = options.site.record();
   return register_handler<InvokeNone>(std::forward<F>(handler), reg,
                                       [&](const RegistrationSlot& slot, const HandlerOps* ops) -> Result<EventId> {
                                         return arm_timer(slot, ops, first, period);

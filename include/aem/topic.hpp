@@ -98,8 +98,11 @@ struct SubscribeOptions {
   Executor exec = Executor::fresh_capsule;
   std::uint32_t queue_bound = kDefaultQueueBound;
   // on_lost hears, in order with the deliveries, of events dropped at the queue bound; without
-  // it the loss is reported on stderr. Optional.
+  // it the loss is reported to Config::log. Optional.
   std::function<void(Lost)> on_lost{};
+  // site is where the registration is made, named by Runtime::dump. Leave it: the default
+  // captures the line that makes the options (the registering call when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 namespace detail {
@@ -145,6 +148,7 @@ Result<EventId> subscribe(TopicFilter filter, F&& handler, SubscribeOptions opti
   if (Result<void> checked = detail::topic_check_filter(filter); !checked) return checked.error();
   detail::RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {},
                                   SourceType::topic};
+  reg.site = options.site.record();
   return detail::register_handler<detail::InvokeTopic>(
       std::forward<F>(handler), reg,
       [&filter](const detail::RegistrationSlot& slot, const detail::HandlerOps* ops) {

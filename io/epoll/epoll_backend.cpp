@@ -1,5 +1,6 @@
 #include "io/epoll/epoll_backend.hpp"
 
+#include "base/probes.hpp"
 #include "io/buffer_ring.hpp"
 
 #include <algorithm>
@@ -124,6 +125,7 @@ BufferRing* EpollBackend::find_ring(std::uint16_t group) const noexcept {
 // ---- submission ------------------------------------------------------------------------
 
 void EpollBackend::submit(const IoRequest& request, Completion* completion, const __kernel_timespec* deadline) noexcept {
+  AEM_PROBE_IO_SUBMIT(request.opcode, request.fd, completion);
   ++in_flight_;
   EpollOp* op = allocate();
   if (op == nullptr) {
@@ -297,6 +299,7 @@ std::size_t EpollBackend::deliver() noexcept {
   delivering_.swap(ready_);
   for (const Delivery& d : delivering_) {
     if ((d.flags & kCompletionMore) == 0) --in_flight_;
+    AEM_PROBE_IO_COMPLETE(d.completion, d.result, d.flags);
     d.completion->complete(d.completion, d.result, d.flags);
   }
   const std::size_t delivered = delivering_.size();

@@ -1,5 +1,6 @@
 #include "io/uring/uring_backend.hpp"
 
+#include "base/probes.hpp"
 #include "io/buffer_ring.hpp"
 
 #include <aem/detail/fault_injection.hpp>
@@ -142,6 +143,7 @@ void UringBackend::submit(const IoRequest& request, Completion* completion,
   // An operation and its linked timeout must go to the kernel in one submission: a chain
   // split across two would leave the operation without its deadline.
   if (deadline != nullptr && io_uring_sq_space_left(&ring_) < 2) submit_prepared();
+  AEM_PROBE_IO_SUBMIT(request.opcode, request.fd, completion);
   io_uring_sqe* entry = sqe();
   const auto length = static_cast<unsigned>(request.length);
   switch (request.opcode) {
@@ -262,6 +264,7 @@ bool UringBackend::dispatch(const io_uring_cqe& cqe) noexcept {
     flags |= kCompletionBuffer | ((cqe.flags >> IORING_CQE_BUFFER_SHIFT) << kCompletionBufferShift);
   }
   auto* completion = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(user_data));
+  AEM_PROBE_IO_COMPLETE(completion, cqe.res, flags);
   completion->complete(completion, cqe.res, flags);
   return true;
 }

@@ -2,6 +2,8 @@
 // source that can wait is throttled, one that cannot reports Lost), the three executors, and
 // the boost of a keepalive capsule by the activations queued behind it.
 #include "runtime/sched/core.hpp"
+#include "base/log.hpp"
+#include "base/probes.hpp"
 #include "runtime/events/dispatcher.hpp"
 #include "runtime/events/event_table.hpp"
 #include "runtime/events/socket_sources.hpp"
@@ -9,7 +11,6 @@
 #include "alloc/task_memory.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <exception>
 
 namespace aem::detail {
@@ -90,6 +91,7 @@ void Dispatcher::pending_by_priority(std::uint64_t (&counts)[kPriorityLevels]) c
 }
 
 void Dispatcher::activate(Registration* r, Payload& payload) noexcept {
+  AEM_PROBE_ACTIVATION(core_index_, r->index, r->generation, r->kind);
   ++r->activated;
   core_.metrics().count_activation(priority_of(r, payload));
   if (r->extras != nullptr && !admit(r, payload)) return;
@@ -122,7 +124,7 @@ bool Dispatcher::admit(Registration* r, Payload& p) noexcept {
     try {
       pass = x.filter(view);
     } catch (...) {
-      std::fprintf(stderr, "aem: the filter of %s threw; the activation passes\n", event_name(r->kind, table_.id_of(r)).text);
+      log(LogLevel::warning, "the filter of %s threw; the activation passes", event_name(r->kind, table_.id_of(r)).text);
     }
     if (!pass) {
       ++r->filtered;
@@ -163,8 +165,7 @@ bool Dispatcher::enqueue(Registration* r, Payload& payload) noexcept {
     release_payload(r, payload);
     if (r->queue.empty()) {
       // Out of memory with nothing queued: no later pop will report it, so say it now.
-      std::fprintf(stderr, "aem: out of memory queueing an activation of %s; it is lost\n",
-                   event_name(r->kind, table_.id_of(r)).text);
+      log(LogLevel::error, "out of memory queueing an activation of %s; it is lost", event_name(r->kind, table_.id_of(r)).text);
       r->lost_pending = 0;
     }
     return false;
@@ -311,11 +312,11 @@ void Dispatcher::deliver(Registration* r, Payload& p) noexcept {
         try {
           r->extras->on_lost(Lost{p.lost});
         } catch (...) {
-          std::fprintf(stderr, "aem: on_lost of %s threw\n", event_name(r->kind, table_.id_of(r)).text);
+          log(LogLevel::warning, "on_lost of %s threw", event_name(r->kind, table_.id_of(r)).text);
         }
       } else {
-        std::fprintf(stderr, "aem: %u activations of %s were lost at its queue bound (%u)\n", p.lost,
-                     event_name(r->kind, table_.id_of(r)).text, r->queue_bound);
+        log(LogLevel::warning, "%u activations of %s were lost at its queue bound (%u)", p.lost,
+            event_name(r->kind, table_.id_of(r)).text, r->queue_bound);
       }
       break;
     case PayloadKind::timeout:
@@ -324,7 +325,7 @@ void Dispatcher::deliver(Registration* r, Payload& p) noexcept {
         try {
           handler();
         } catch (...) {
-          std::fprintf(stderr, "aem: the timeout handler of %s threw\n", event_name(r->kind, table_.id_of(r)).text);
+          log(LogLevel::warning, "the timeout handler of %s threw", event_name(r->kind, table_.id_of(r)).text);
         }
       }
       break;
@@ -335,7 +336,7 @@ void Dispatcher::deliver(Registration* r, Payload& p) noexcept {
         try {
           r->extras->on_error(std::error_code(p.error, std::generic_category()));
         } catch (...) {
-          std::fprintf(stderr, "aem: on_error of %s threw\n", event_name(r->kind, table_.id_of(r)).text);
+          log(LogLevel::warning, "on_error of %s threw", event_name(r->kind, table_.id_of(r)).text);
         }
       }
       break;
@@ -354,9 +355,9 @@ void Dispatcher::invoke_handler(Registration* r, Payload& p) noexcept {
   } catch (const ForcedUnwind&) {
     // shutdown: the handler's capsule unwound; nothing to report
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "aem: the handler of %s threw: %s\n", event_name(r->kind, table_.id_of(r)).text, e.what());
+    log(LogLevel::warning, "the handler of %s threw: %s", event_name(r->kind, table_.id_of(r)).text, e.what());
   } catch (...) {
-    std::fprintf(stderr, "aem: the handler of %s threw a non-std exception\n", event_name(r->kind, table_.id_of(r)).text);
+    log(LogLevel::warning, "the handler of %s threw a non-std exception", event_name(r->kind, table_.id_of(r)).text);
   }
   if (handler == r->handler) {
     --r->handler_users;

@@ -134,6 +134,7 @@ Result<Registration*> EventTable::reserve(std::size_t size, std::size_t align, R
   r->priority = options.priority;
   r->exec = options.exec;
   r->queue_bound = options.queue_bound;
+  r->site = options.site;
   r->ops = nullptr;
   r->kind = SourceType::timer;
   r->source = nullptr;

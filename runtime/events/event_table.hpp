@@ -86,6 +86,7 @@ struct Registration {
   Registration* next_free = nullptr;
   Registration* next_pending = nullptr;
   GroupState* group = nullptr;  // its event group; nullptr: the default group
+  const SiteRecord* site = nullptr;  // where it was made (RegistrationOptions::site), for the dump
   std::uint64_t activated = 0;
   std::uint64_t delivered = 0;
   std::uint64_t filtered = 0;
@@ -186,6 +187,7 @@ class EventTable final : public EventLayer {
   void raise_error(Subsystem subsystem, int error, std::uint64_t count) noexcept override;
   ArenaConfig arena_config(const ArenaConfig& config) override;
   void add_metrics(CoreMetrics& metrics) const noexcept override;
+  RegistrationSummary summary() const noexcept override;
   // note_inline_block / in_inline_handler: the dispatcher's (Dispatcher::note_inline_block).
   bool note_inline_block() noexcept override { return dispatcher_.note_inline_block(); }
   void hold_input(int fd) noexcept override { sources_.hold_output(fd); }

@@ -5,6 +5,7 @@
 #include "runtime/events/sources/topic_registry.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <new>
 
 namespace aem::detail {
@@ -34,6 +35,28 @@ void EventTable::add_metrics(CoreMetrics& metrics) const noexcept {
   metrics.receive_starvations = sockets.receive_starvations;
   metrics.receive_buffers = sockets.receive_buffers;
   metrics.receive_buffers_missing = sockets.receive_buffers_missing;
+}
+
+RegistrationSummary EventTable::summary() const noexcept {
+  RegistrationSummary summary;
+  for (std::size_t kind = 0; kind < RegistrationSummary::kKinds; ++kind) {
+    summary.kind_names[kind] = source_name(static_cast<SourceType>(kind));
+  }
+  const Registration* fullest = nullptr;
+  for_each_in_use([&](const Registration& r) {
+    if (!r.cancelled) ++summary.live[static_cast<std::size_t>(r.kind)];
+    const std::size_t depth = r.queue.size();
+    if (depth > summary.fullest_depth) {
+      summary.fullest_depth = depth;
+      fullest = &r;
+    }
+  });
+  if (fullest != nullptr) {
+    static_assert(sizeof(EventName::text) == sizeof(RegistrationSummary::fullest_name));
+    std::memcpy(summary.fullest_name, event_name(fullest->kind, id_of(fullest)).text, sizeof summary.fullest_name);
+    summary.fullest_site = fullest->site;
+  }
+  return summary;
 }
 
 ArenaConfig EventTable::arena_config(const ArenaConfig& config) { return with_pressure_events(core_, config); }

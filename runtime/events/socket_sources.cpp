@@ -5,6 +5,7 @@
 // every event (fan-out); a source whose registration's queue is at its bound is paused (its
 // multishot is cancelled, the events wait in the kernel) until the queue drains.
 #include "runtime/sched/core.hpp"
+#include "base/log.hpp"
 #include "runtime/events/sources/error_event.hpp"
 #include "runtime/events/event_table.hpp"
 #include "runtime/events/socket_sources.hpp"
@@ -16,7 +17,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <new>
 #include <poll.h>
 #include <sys/socket.h>
@@ -369,7 +369,7 @@ void SocketSources::fan_out(Source* s, Payload& payload) noexcept {
       for (Registration* r = first; r != nullptr; r = r->next_in_source) {
         if (!r->detached) dispatcher_.drop(r);
       }
-      std::fprintf(stderr, "aem: out of memory sharing received bytes of fd %d; they are lost\n", s->fd);
+      log(LogLevel::error, "out of memory sharing received bytes of fd %d; they are lost", s->fd);
       return;
     }
   }
@@ -400,6 +400,7 @@ void SocketSources::accept_completed(Source* s, int result, bool more) noexcept 
     if (s->attached == 0) {
       ::close(result);
     } else {
+      if (s->period != Duration::zero()) [[unlikely]] log(LogLevel::info, "listener fd %d accepts again", s->fd);
       s->period = Duration::zero();  // accepting works again: the next back-off starts small
       Payload payload;
       payload.value = result;
@@ -413,6 +414,7 @@ void SocketSources::accept_completed(Source* s, int result, bool more) noexcept 
     if (!s->backing_off) {
       s->backing_off = true;
       note_accept_backoff(-result);
+      if (s->period == Duration::zero()) log_accept_shortage(s->fd, -result);  // once per shortage
       s->period = next_accept_backoff(s->period);
       Payload payload;
       payload.kind = PayloadKind::error;

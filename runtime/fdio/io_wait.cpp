@@ -72,10 +72,13 @@ int perform(const IoRequest& request, Deadline deadline, IoCancelSlot* cancel) n
     timeout.tv_nsec = ns < 0 ? 0 : ns % 1'000'000'000;
   }
   core->backend().submit(request, &wait.completion, deadline.is_never() ? nullptr : &timeout);
+  wait.capsule->wait_kind = WaitKind::io;  // for the diagnostics: the descriptor and the operation
+  wait.capsule->wait_arg = (static_cast<std::intptr_t>(request.fd) << 8) | static_cast<std::intptr_t>(request.opcode);
   // Not interruptible: the record must outlive the operation. At shutdown the core cancels
   // every operation, so this wait still ends.
   if (cancel != nullptr) await_cancellable(core, wait);
   else while (!wait.done) core->suspend();
+  wait.capsule->wait_kind = WaitKind::none;
   return wait.result;
 }
 

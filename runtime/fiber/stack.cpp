@@ -1,6 +1,7 @@
 #include "runtime/fiber/stack.hpp"
 
 #include <aem/detail/fault_injection.hpp>
+#include <aem/log.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -53,12 +54,13 @@ void on_fault(int signo, siginfo_t* info, void* context) {
   const auto address = reinterpret_cast<std::uintptr_t>(info->si_addr);
   if (watch != nullptr && address >= watch->guard_low && address < watch->guard_high) {
     char message[160];
-    char* out = append(message, "aem: capsule ");
+    char* out = append(message, "capsule ");
     out = append_number(out, watch->capsule_id);
     out = append(out, " overflowed its ");
     out = append_number(out, watch->stack_kib);
-    out = append(out, " KiB stack (raise aem::Config::stack_size)\n");
-    [[maybe_unused]] ssize_t written = ::write(STDERR_FILENO, message, static_cast<std::size_t>(out - message));
+    out = append(out, " KiB stack (raise aem::Config::stack_size)");
+    // Straight to stderr, not Config::log: a sink is not async-signal-safe, and we abort next.
+    write_log_to_stderr({LogLevel::error, kNoCore, {message, static_cast<std::size_t>(out - message)}});
     std::signal(SIGABRT, SIG_DFL);
     std::abort();
   }

@@ -39,13 +39,7 @@ Result<std::size_t> StreamSocket::read(std::span<std::byte> buffer, Deadline dea
 }
 
 Result<void> StreamSocket::read_exact(std::span<std::byte> buffer, Deadline deadline) {
-  while (!buffer.empty()) {
-    Result<std::size_t> n = read(buffer, deadline);
-    if (!n) return n.error();
-    if (*n == 0) return errc::end_of_stream;
-    buffer = buffer.subspan(*n);
-  }
-  return {};
+  return ::aem::detail::read_exact_with(*this, buffer, deadline);
 }
 
 Result<std::size_t> StreamSocket::write(std::span<const std::byte> data, Deadline deadline) {
@@ -54,12 +48,7 @@ Result<std::size_t> StreamSocket::write(std::span<const std::byte> data, Deadlin
 }
 
 Result<void> StreamSocket::write_all(std::span<const std::byte> data, Deadline deadline) {
-  while (!data.empty()) {
-    Result<std::size_t> n = write(data, deadline);
-    if (!n) return n.error();
-    data = data.subspan(*n);
-  }
-  return {};
+  return ::aem::detail::write_all_with(*this, data, deadline);
 }
 
 Result<std::size_t> StreamSocket::writev(std::span<const iovec> buffers, Deadline deadline) {

@@ -32,6 +32,12 @@ Result<TcpStream> TcpStream::connect(std::string_view host, std::uint16_t port, 
   return connect(*addresses, deadline, options);
 }
 
+Result<TcpListener> TcpListener::adopt(int fd) {
+  Result<int> adopted = adopt_fd(fd, true);
+  if (!adopted) return adopted.error();
+  return TcpListener(*adopted);
+}
+
 Result<void> TcpStream::set_nodelay(bool on) { return set_option(IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0); }
 
 Result<void> TcpStream::set_keepalive(bool on, std::chrono::seconds idle) {

@@ -27,4 +27,10 @@ Result<UnixListener> UnixListener::bind(const SocketAddress& address, const Bind
   return UnixListener(*fd);
 }
 
+Result<UnixListener> UnixListener::adopt(int fd) {
+  Result<int> adopted = adopt_fd(fd, false);
+  if (!adopted) return adopted.error();
+  return UnixListener(*adopted);
+}
+
 }  // namespace aem

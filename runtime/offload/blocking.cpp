@@ -45,6 +45,8 @@ std::error_code run_blocking(BlockingCall* call, Deadline deadline, BlockingWait
     return refused;
   }
   metrics.count_blocking_call();
+  self->wait_kind = WaitKind::blocking;  // for the diagnostics: the call record names its site
+  self->wait_object = call;
   const WakeReason reason = call->waiter.wait(deadline);
   if (reason == WakeReason::notified) {
     if (call->state.load(std::memory_order_acquire) == BlockingCall::State::dropped) {  // by the stop

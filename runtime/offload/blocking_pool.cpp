@@ -1,11 +1,13 @@
 // blocking_pool.cpp — the queue and the threads of the pool behind aem::blocking.
 #include "runtime/offload/blocking_pool.hpp"
 
+#include "base/log.hpp"
+#include "base/probes.hpp"
+
 #include <pthread.h>
 
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -59,6 +61,7 @@ struct PoolState {
         keep_alive(std::chrono::duration_cast<Duration>(config.blocking_keep_alive)),
         queue_bound(config.blocking_queue_bound),
         shutdown_wait(std::chrono::duration_cast<Duration>(config.blocking_shutdown_wait)),
+        log(config.log),
         per_core(cores) {
     affinity = pool_cpus(config, cores);
   }
@@ -87,6 +90,7 @@ struct PoolState {
   const Duration keep_alive;
   const std::size_t queue_bound;
   const Duration shutdown_wait;
+  const LogSink log;  // a copy: a thread left running after the stop may outlive the runtime
   cpu_set_t affinity;  // pool_cpus
 
   std::mutex mutex;
@@ -132,6 +136,7 @@ void serve(const std::shared_ptr<PoolState>& shared) noexcept {
   PoolState& pool = *shared;
   if (CPU_COUNT(&pool.affinity) > 0) ::pthread_setaffinity_np(::pthread_self(), sizeof pool.affinity, &pool.affinity);
   ::pthread_setname_np(::pthread_self(), "aem-blocking");
+  const LogScope log_route(pool.log);
   std::unique_lock lock(pool.mutex);
   --pool.starting;
   for (;;) {
@@ -146,7 +151,9 @@ void serve(const std::shared_ptr<PoolState>& shared) noexcept {
       call->state.store(BlockingCall::State::running, std::memory_order_relaxed);
       pool.running.push_back(call);
       lock.unlock();
+      AEM_PROBE_BLOCKING_START(call, call->where.function, call->where.file, call->where.line);
       call->run();
+      AEM_PROBE_BLOCKING_END(call);
       lock.lock();
       pool.running.remove(call);
       --pool.busy;
@@ -320,11 +327,10 @@ void BlockingPool::cores_stopped() noexcept {
   const TimePoint now = Clock::now();
   for (BlockingCall* call = pool.running.front(); call != nullptr; call = call->next) {
     const double seconds = std::chrono::duration<double>(now - call->started_at).count();
-    std::fprintf(stderr,
-                 "aem: Runtime::stop: a blocking call from %s:%u (%s) is still running after %.3f s; its thread is "
-                 "left to finish it and drop the result\n",
-                 call->where.file, call->where.line, call->where.function,
-                 seconds);
+    log(LogLevel::warning,
+        "Runtime::stop: a blocking call from %s:%u (%s) is still running after %.3f s; its thread is left to "
+        "finish it and drop the result",
+        call->where.file, call->where.line, call->where.function, seconds);
   }
 }
 

@@ -9,10 +9,12 @@
 #include <aem/capsule.hpp>
 #include <aem/detail/mail_node.hpp>
 #include <aem/detail/task.hpp>
+#include <aem/detail/wait_note.hpp>
 #include <aem/detail/waiter.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 
 namespace aem {
 class Mutex;
@@ -29,6 +31,12 @@ struct CoreTimer {
   void (*fire)(CoreTimer* self) noexcept = nullptr;
   void* owner = nullptr;
 };
+
+// g_diag_clock_ns is the steady clock in nanoseconds as the diagnostics last read it (the stall
+// watchdog every tick, a dump before it asks): a capsule's birth time for the dump's "age",
+// stamped by every spawn for the price of one load (reading the clock would cost more than
+// the rest of a spawn). 0 while no watchdog runs.
+inline std::atomic<std::int64_t> g_diag_clock_ns{0};
 
 enum class CapsuleState : std::uint8_t { pooled, ready, running, suspended, finished };
 
@@ -70,6 +78,13 @@ struct CapsuleControl {
   // core: the mutexes it holds (linked through the Mutex) and the one it waits for.
   Mutex* held_mutexes = nullptr;
   Mutex* blocked_on = nullptr;
+  // Diagnostics (runtime/diag, gdb/aem.py): where it was spawned (nullptr: unknown), about
+  // when (g_diag_clock_ns), and what it waits for while suspended (note_wait).
+  const SiteRecord* site = nullptr;
+  std::int64_t spawned_ns = 0;
+  const void* wait_object = nullptr;
+  std::intptr_t wait_arg = 0;
+  WaitKind wait_kind = WaitKind::none;
   alignas(std::max_align_t) unsigned char frame[kFrameBytes];
 };
 

@@ -35,6 +35,7 @@ Result<void> Core::init() noexcept {
   current_ = nullptr;
   closing_.store(false, std::memory_order_seq_cst);
   t_current = this;
+  thread_id_.store(static_cast<int>(::gettid()), std::memory_order_release);
   context_adopt_thread(scheduler_);
   set_guard_lookup(&running_guard);
   if (Result<void> handler = install_overflow_handler(); !handler) return handler;
@@ -124,6 +125,7 @@ void Core::wake_remote(CapsuleControl* capsule) noexcept {
 }
 
 void Core::post(MailNode* node) noexcept {
+  AEM_PROBE_CROSS_CORE_POST(t_current != nullptr ? static_cast<int>(t_current->index_) : -1, index_, node->kind);
   mailbox_.push(node);
   notify();
 }
@@ -137,6 +139,7 @@ void Core::notify() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!closing_.load(std::memory_order_seq_cst) && sleeping_.load(std::memory_order_relaxed) &&
       sleeping_.exchange(false, std::memory_order_acq_rel)) {
+    wake_sent_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);  // IdleSpin::woken
     backend_->wake(t_current != nullptr ? t_current->backend_.get() : nullptr);
   }
   notifiers_.fetch_sub(1, std::memory_order_release);
@@ -158,6 +161,7 @@ void Core::capsule_main(void* arg) {
     if (self->context.own_fp_env) fp_load(self->context.fp);
 #endif
     Core* core = self->core;
+    AEM_PROBE_CAPSULE_EXIT(core->index_, self->guard.capsule_id);
     const bool frame_home = task->home == TaskHome::capsule_frame;
     self->state = CapsuleState::finished;
     CapsuleControl* joiner = core->complete(task);
@@ -224,7 +228,9 @@ void Core::start_remote_task(TaskState* task) noexcept {
     if (CapsuleControl* joiner = complete(task)) make_ready(joiner);
     return;
   }
-  launch(*capsule, task);
+  // A heap task carries its spawn site, if any (spawn_elsewhere); see TaskState.
+  const SiteRecord* site = task->home == TaskHome::heap ? task->site : nullptr;
+  launch(*capsule, task, site);
 }
 
 // ---- the loop --------------------------------------------------------------------------
@@ -323,6 +329,7 @@ bool Core::can_exit() const noexcept {
 }
 
 void Core::idle() noexcept {
+  note_progress();  // the poll below is no stall; the sleep is marked by sleeping_
   TimePoint deadline = wheel_->next_wakeup();
   // Deferred work (activations waiting for a capsule, receives waiting for buffers) may become
   // possible through frees from other cores, which do not wake this one: look again soon.
@@ -337,8 +344,12 @@ void Core::idle() noexcept {
   const bool polls = !coalesce && config_.idle_spin > Duration::zero();
   const TimePoint idle_start = polls ? Clock::now() : TimePoint{};
   TimePoint polled_until = idle_start;
-  if (polls && spin_.window() > Duration::zero()) {
-    const bool found = poll_for_work(idle_start, std::min(deadline, idle_start + spin_.window()));
+  TimePoint poll_until = idle_start + spin_.window();
+  // A capsule waiting for another core's reply: poll long enough for a reply from a core that
+  // must be woken first (IdleSpin::awaiting_window), but no longer once the reply is overdue.
+  if (polls && remote_waits_ != 0) poll_until = std::max(poll_until, remote_wait_since_ + spin_.awaiting_window());
+  if (polls && poll_until > idle_start) {
+    const bool found = poll_for_work(idle_start, std::min(deadline, poll_until));
     polled_until = Clock::now();
     metrics_.add_spin(polled_until - idle_start);
     if (found) return;
@@ -359,8 +370,17 @@ void Core::idle() noexcept {
   }
   io_seen_ = backend_->wait(deadline, min_completions) > 0;
   const TimePoint woke = Clock::now();
+  note_progress();  // before sleeping_ clears: the watchdog never sees the sleep as a stall
   metrics_.add_idle(woke - slept);
-  if (polls) spin_.slept(woke - idle_start);
+  if (polls) {
+    // Woken by another thread's message: judged by when the message came (IdleSpin::woken). A
+    // stamp from before this stretch is a late one of the last (its notifier stamped after we
+    // had looked).
+    const std::int64_t sent = wake_sent_ns_.exchange(0, std::memory_order_relaxed);
+    const TimePoint arrived{Duration(sent)};
+    if (arrived >= idle_start && arrived <= woke) spin_.woken(woke - idle_start, arrived - idle_start);
+    else spin_.slept(woke - idle_start);
+  }
   sleeping_.store(false, std::memory_order_relaxed);
 }
 
@@ -372,6 +392,7 @@ bool Core::poll_for_work(TimePoint now, TimePoint until) noexcept {
     if (!mailbox_.empty() || nudged_.load(std::memory_order_relaxed)) return true;
     if (exact && (i & 7) == 0 && backend_->has_work() && poll_io()) return true;
     if ((i & 63) == 0) {
+      note_progress();
       now = Clock::now();
       if (!exact && backend_->in_flight() > 0 && poll_io()) return true;
     }
@@ -384,6 +405,7 @@ void Core::loop() noexcept {
   metrics_.set_serving(true);
   for (;;) {
     metrics_.count_loop_turn();
+    note_progress();
     serve_metrics();
     // Timers first: switching hands control back here early when one is due (timers_due).
     expire_timers();

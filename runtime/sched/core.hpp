@@ -10,6 +10,7 @@
 // Everything here runs on the core's own thread unless a comment says "any thread".
 #pragma once
 
+#include "base/probes.hpp"
 #include "io/backend.hpp"
 #include "runtime/sched/capsule_control.hpp"
 #include "runtime/fiber/context.hpp"
@@ -111,15 +112,19 @@ class Core {
   // has_pooled_capsule tells whether acquire_capsule can succeed without growing the pool.
   bool has_pooled_capsule() const noexcept { return pool_ != nullptr; }
   // launch makes `capsule` run `task` (counted already, its runner set to this core before it
-  // was handed over: a joiner on another core reads it) at the task's priority.
-  void launch(CapsuleControl* capsule, TaskState* task) noexcept {
+  // was handed over: a joiner on another core reads it) at the task's priority. `site` is where
+  // it was spawned (SpawnOptions::site), nullptr where unknown.
+  void launch(CapsuleControl* capsule, TaskState* task, const SiteRecord* site = nullptr) noexcept {
     capsule->task = task;
+    capsule->site = site;
     capsule->priority = capsule->base_priority = task->priority;
     capsule->owed = Priority::idle;
     capsule->context.own_fp_env = task->own_fp_env;
     if (task->own_fp_env) capsule->context.fp = fp_shared(current_ != nullptr ? current_->context : scheduler_);
     // The fault handler reports this id, so the guard holds the capsule's one copy of it.
     capsule->guard.capsule_id = (static_cast<CapsuleId>(index_) << 56) | next_sequence_++;
+    AEM_PROBE_SPAWN(index_, capsule->guard.capsule_id, task->priority);
+    capsule->spawned_ns = g_diag_clock_ns.load(std::memory_order_relaxed);
     if (task->home == TaskHome::capsule_frame) task->capsule = capsule;
     make_ready(capsule);
   }
@@ -242,6 +247,24 @@ class Core {
   void dispose_task(TaskState* task) noexcept;
 
   std::size_t capsules() const noexcept { return capsules_; }
+  // begin_remote_wait / end_remote_wait bracket the suspension of a capsule of this core that
+  // waits for another core's reply (a join of a task running there): until the reply is
+  // overdue (IdleSpin::awaiting_window after the latest such wait began) the idle core polls
+  // longer. Call on this core's thread.
+  void begin_remote_wait() noexcept {
+    ++remote_waits_;
+    remote_wait_since_ = Clock::now();
+  }
+  void end_remote_wait() noexcept { --remote_waits_; }
+  // Diagnostics (runtime/diag). progress counts the core's loop turns and capsule switches:
+  // a value that stays put while the core is not asleep is a stall. Any thread.
+  std::uint64_t progress() const noexcept { return progress_.load(std::memory_order_relaxed); }
+  // asleep tells whether the core waits in the kernel for work (never a stall). Any thread.
+  bool asleep() const noexcept { return sleeping_.load(std::memory_order_relaxed); }
+  // thread_id is the kernel's id of the core's thread while it runs (0 before). Any thread.
+  int thread_id() const noexcept { return thread_id_.load(std::memory_order_acquire); }
+  // capsule_list is every capsule of the core, pooled ones too, through all_next. Core thread.
+  CapsuleControl* capsule_list() const noexcept { return all_; }
   unsigned run_budget() const noexcept { return config_.run_budget; }
 
  private:
@@ -286,6 +309,7 @@ class Core {
       --turn_budget_;
       resume(from->context, next);  // straight to the next capsule, not via the scheduler
     } else {
+      AEM_PROBE_TO_SCHEDULER(index_, from->guard.capsule_id);
       current_ = nullptr;
       context_switch(from->context, scheduler_);
     }
@@ -298,10 +322,14 @@ class Core {
     return Clock::now() >= wheel_->next_wakeup();
   }
   void resume(Context& from, CapsuleControl* next) noexcept {
+    note_progress();
     next->state = CapsuleState::running;
+    AEM_PROBE_SWITCH(index_, current_ != nullptr ? current_->guard.capsule_id : 0, next->guard.capsule_id);
     current_ = next;
     context_switch(from, next->context);
   }
+  // note_progress tells the stall watchdog that the core moved on: one relaxed store.
+  void note_progress() noexcept { progress_.store(progress_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
   void run_ready() noexcept;
   bool drain_mail() noexcept;
   void expire_timers() noexcept;
@@ -338,12 +366,19 @@ class Core {
   std::unique_ptr<BuddyArena> arena_;
   unsigned turn_budget_ = 0;
   unsigned switches_ = 0;
+  std::atomic<std::uint64_t> progress_{0};  // written by this core only; read by the watchdog
+  std::atomic<int> thread_id_{0};
   std::uint64_t next_sequence_ = 1;
   bool stop_seen_ = false;
   bool io_seen_ = false;  // completions delivered since the core last went idle (coalescing)
   IdleSpin spin_;
+  unsigned remote_waits_ = 0;  // capsules of this core waiting for another core (begin_remote_wait)
+  TimePoint remote_wait_since_{};  // when the latest of them began
   MpscQueue mailbox_;
   alignas(64) std::atomic<bool> sleeping_{false};
+  // When the notifier that ended the core's last sleep found it asleep (Clock ns; 0: none since
+  // the core last looked). IdleSpin::woken judges the sleep by it.
+  std::atomic<std::int64_t> wake_sent_ns_{0};
   std::atomic<bool> nudged_{false};  // nudge() since the loop's last turn
   std::atomic<bool> closing_{false};
   std::atomic<int> notifiers_{0};

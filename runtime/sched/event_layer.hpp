@@ -8,6 +8,8 @@
 #include <aem/arena.hpp>
 #include <aem/error_event.hpp>
 #include <aem/metrics.hpp>
+#include <aem/source_type.hpp>
+#include <aem/spawn_site.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -16,6 +18,17 @@ namespace aem::detail {
 
 class Core;
 struct TaskState;
+
+// RegistrationSummary is what Runtime::dump tells of a core's registrations beyond the queued
+// activations the metrics count: how many of each kind are live, and the fullest queue.
+struct RegistrationSummary {
+  static constexpr std::size_t kKinds = static_cast<std::size_t>(SourceType::error) + 1;
+  std::size_t live[kKinds] = {};  // by SourceType
+  const char* kind_names[kKinds] = {};
+  std::size_t fullest_depth = 0;  // its queue's length (notices included); 0: every queue is empty
+  char fullest_name[64] = {};      // its kind and id, readable ("timer 0/5/1 (core/slot/generation)")
+  const SiteRecord* fullest_site = nullptr;  // where it was made; nullptr: unknown
+};
 
 // EventLayer is one core's event layer, made on the core's thread when the core starts and
 // destroyed at its teardown. Every call comes from that thread.
@@ -63,6 +76,8 @@ class EventLayer {
   // arena_config returns the settings for the core's arena with the layer's own hooks added
   // (memory pressure reported as events), calling the application's hooks too.
   virtual ArenaConfig arena_config(const ArenaConfig& config) = 0;
+  // summary describes the core's registrations (Runtime::dump; a walk over every slot).
+  virtual RegistrationSummary summary() const noexcept = 0;
 };
 
 // EventLayers is the runtime-wide part of the layer: it makes each core's EventLayer and holds

@@ -50,6 +50,8 @@ CoreMetrics MetricsCell::read(unsigned core) const noexcept {
   m.blocking_timeouts = counters_[kBlockingTimeouts].load(std::memory_order_relaxed);
   m.blocking_refusals = counters_[kBlockingRefusals].load(std::memory_order_relaxed);
   m.blocking_queue_wait_max_ns = counters_[kBlockingWaitMaxNs].load(std::memory_order_relaxed);
+  m.stalls = counters_[kStalls].load(std::memory_order_relaxed);
+  m.stall_max_ns = counters_[kStallMaxNs].load(std::memory_order_relaxed);
   for (unsigned i = 0; i < kPublished; ++i) m.*kPublishedFields[i] = published_[i].load(std::memory_order_relaxed);
   return m;
 }

@@ -47,6 +47,14 @@ class MetricsCell {
     }
   }
 
+  // count_stall / note_stall: a stall of the core, and its length so far (the longest is kept).
+  // Written by the runtime's stall watchdog thread only (runtime/diag), not by the core.
+  void count_stall() noexcept { add(counters_[kStalls], 1); }
+  void note_stall(Duration stalled) noexcept {
+    const auto ns = static_cast<std::uint64_t>(stalled.count() > 0 ? stalled.count() : 0);
+    if (ns > counters_[kStallMaxNs].load(std::memory_order_relaxed)) counters_[kStallMaxNs].store(ns, std::memory_order_relaxed);
+  }
+
   // ---- publishing (owner) and reading (any thread).
 
   // request takes a ticket for a fresh publication; the caller then wakes the core. Any thread.
@@ -69,7 +77,7 @@ class MetricsCell {
  private:
   enum Counter : unsigned {
     kPriorityBoosts, kLoopTurns, kIdleNs, kSpinNs,
-    kBlockingCalls, kBlockingTimeouts, kBlockingRefusals, kBlockingWaitMaxNs, kCounters
+    kBlockingCalls, kBlockingTimeouts, kBlockingRefusals, kBlockingWaitMaxNs, kStalls, kStallMaxNs, kCounters
   };
   enum PerLevel : unsigned { kActivations, kDeliveries, kLost, kPending, kPerLevel };
   static constexpr unsigned kPublished = 15;  // the fields of metrics_cell.cpp's kPublishedFields

@@ -84,6 +84,7 @@ void RuntimeImpl::pin(unsigned index) noexcept {
 
 void RuntimeImpl::thread_main(unsigned index, TaskState* root) noexcept {
   Core& core = *cores_[index];
+  const LogScope log_route(config_.log, index);
   // The caller of run() is pinned like every core while it is one, then gets its own
   // affinity back: an unpinned core 0 would share a CPU with a spinning core.
   cpu_set_t caller_affinity;
@@ -124,11 +125,19 @@ void RuntimeImpl::thread_main(unsigned index, TaskState* root) noexcept {
 }
 
 Result<void> RuntimeImpl::start(TaskState* root) {
+  const LogScope log_route(config_.log);
   std::unique_lock lifecycle(lifecycle_mutex_);
   if (Core::current_core() != nullptr) return make_error_code(errc::already_running);
   if (running_.exchange(true)) return make_error_code(errc::already_running);
   if (offload_) {
     if (std::error_code refused = offload_->starting()) {
+      running_.store(false);
+      return refused;
+    }
+  }
+  if (diagnostics_) {
+    if (std::error_code refused = diagnostics_->starting()) {
+      if (offload_) offload_->cores_stopped();
       running_.store(false);
       return refused;
     }
@@ -182,16 +191,19 @@ void RuntimeImpl::request_stop() noexcept {
   if (!running_.load(std::memory_order_acquire)) return;
   stopping_.store(true, std::memory_order_seq_cst);
   if (offload_) offload_->stop_requested();
+  if (diagnostics_) diagnostics_->stop_requested();
   notify_all();
 }
 
 void RuntimeImpl::join() noexcept {
+  const LogScope log_route(config_.log);
   std::lock_guard guard(join_mutex_);
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
   threads_.clear();
   if (offload_) offload_->cores_stopped();  // waits a while for blocking calls still running
+  if (diagnostics_) diagnostics_->cores_stopped();
   running_.store(false, std::memory_order_release);
 }
 

@@ -2,6 +2,7 @@
 // start-up and shutdown handshakes between them.
 #pragma once
 
+#include "base/log.hpp"
 #include "runtime/sched/core.hpp"
 #include "runtime/sched/event_layer.hpp"
 
@@ -50,6 +51,10 @@ class RuntimeImpl {
   // Runtime before it starts; nullptr before.
   RuntimeService* offload() noexcept { return offload_.get(); }
   void install_offload(std::unique_ptr<RuntimeService> offload) noexcept { offload_ = std::move(offload); }
+  // diagnostics is the stall watchdog and the capsule dump (runtime/diag), installed once by the
+  // Runtime before it starts; nullptr before.
+  RuntimeService* diagnostics() noexcept { return diagnostics_.get(); }
+  void install_diagnostics(std::unique_ptr<RuntimeService> diagnostics) noexcept { diagnostics_ = std::move(diagnostics); }
 
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   bool stopping() const noexcept { return stopping_.load(std::memory_order_seq_cst); }
@@ -80,9 +85,11 @@ class RuntimeImpl {
   void pin(unsigned index) noexcept;
 
   Config config_;
+  FallbackLogClaim log_fallback_{config_.log};  // after config_, before the cores: their teardown may log
   cpu_set_t process_affinity_;
   std::unique_ptr<EventLayers> event_layers_;  // before the cores: their layers give counts back when destroyed
   std::unique_ptr<RuntimeService> offload_;
+  std::unique_ptr<RuntimeService> diagnostics_;
   std::vector<std::unique_ptr<Core>> cores_;
   std::vector<std::thread> threads_;
   std::uint8_t tag_;

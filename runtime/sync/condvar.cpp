@@ -2,6 +2,7 @@
 #include "runtime/sync/handoff.hpp"
 
 #include <aem/condvar.hpp>
+#include <aem/detail/wait_note.hpp>
 #include <aem/mutex.hpp>
 
 namespace aem {
@@ -32,6 +33,7 @@ Result<void> CondVar::wait_until(std::unique_lock<Mutex>& lock, Deadline deadlin
   waiters_.push_back(&waiter);
   guard_.unlock();
   lock.unlock();
+  detail::note_wait(detail::WaitKind::condvar, this);
   const WakeReason reason = waiter.wait(deadline);
   const bool notified = reason == WakeReason::notified || popped_after_wait(guard_, waiters_, waiter, handoff);
   if (!notified && reason == WakeReason::interrupted) detail::throw_forced_unwind();  // lock stays released

@@ -40,6 +40,10 @@ Result<void> Mutex::lock_until(Deadline deadline) {
   void* const holder = owner_;
   guard_.unlock();
   PriorityInheritance::blocked(self, *this, holder);
+  self.wait_kind = detail::WaitKind::mutex;  // for the diagnostics: the holder is read from owner_
+  self.wait_object = this;
+  // The holder then: the one that owns it at a dump may be a later one (docs/diagnostics.md).
+  self.wait_arg = holder != nullptr ? static_cast<std::intptr_t>(static_cast<detail::CapsuleControl*>(holder)->guard.capsule_id) : 0;
   const WakeReason reason = waiter.wait(deadline);
   // Handed over means unlock() made us the owner already (owner_ set by the unlocker).
   const bool owned = handed_over(reason, guard_, waiters_, waiter, handoff);

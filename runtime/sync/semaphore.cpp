@@ -1,6 +1,7 @@
 // semaphore.cpp — Semaphore, on the hand-off protocol of handoff.hpp.
 #include "runtime/sync/handoff.hpp"
 
+#include <aem/detail/wait_note.hpp>
 #include <aem/semaphore.hpp>
 
 namespace aem {
@@ -30,6 +31,7 @@ Result<void> Semaphore::acquire_until(Deadline deadline) {
   waiters_.push_back(&waiter);
   guard_.unlock();
   // Handed over means release() gave us a permit.
+  detail::note_wait(detail::WaitKind::semaphore, this);
   return settle(waiter.wait(deadline), guard_, waiters_, waiter, handoff);
 }
 

@@ -1,6 +1,7 @@
 // wait_group.cpp — WaitGroup, on the hand-off protocol of handoff.hpp.
 #include "runtime/sync/handoff.hpp"
 
+#include <aem/detail/wait_note.hpp>
 #include <aem/wait_group.hpp>
 
 namespace aem {
@@ -43,6 +44,7 @@ Result<void> WaitGroup::wait_until(Deadline deadline) {
   }
   waiters_.push_back(&waiter);
   guard_.unlock();
+  detail::note_wait(detail::WaitKind::wait_group, this);
   return settle(waiter.wait(deadline), guard_, waiters_, waiter, handoff);
 }
 

@@ -12,6 +12,8 @@
 
 #if defined(AEM_HTTP_SERVER_PATH) || defined(AEM_ECHO_SERVER_PATH)
 
+#include "support/child_process.hpp"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
@@ -71,76 +73,17 @@ std::string echo_server_path() {
 #endif
 }
 
-// Process runs a server program and reads its port from the line of output that says
-// "listening on ADDRESS:PORT". `nofile`, when not 0, is its RLIMIT_NOFILE.
-class Process {
+// Process is a server program run as a child (aem_test::ServerProcess: it reads the port from
+// the line that says "listening on ADDRESS:PORT"; `nofile`, when not 0, is its RLIMIT_NOFILE),
+// with what these tests read of it in /proc.
+class Process : public aem_test::ServerProcess {
  public:
-  Process(const std::string& path, std::vector<std::string> args, rlim_t nofile = 0) {
-    REQUIRE_MESSAGE(std::filesystem::exists(path), path << " is not built (build aem_http_server and aem_echo_server)");
-    args.insert(args.begin(), path);
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      if (nofile != 0) {
-        const rlimit limit{nofile, nofile};
-        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) std::_Exit(126);
-      }
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      std::_Exit(127);
-    }
-    ::close(out[1]);
-    stdout_fd_ = out[0];
-    for (int i = 0; i < 4 && port_ == 0; ++i) {
-      const std::string line = read_line();
-      const std::size_t at = line.find("listening on ");
-      if (at == std::string::npos) continue;
-      std::string address = line.substr(at + 13);
-      address = address.substr(0, address.find_first_of(", "));
-      port_ = std::atoi(address.substr(address.rfind(':') + 1).c_str());
-    }
-    REQUIRE_MESSAGE(port_ > 0, "the server did not say where it listens");
-  }
-  ~Process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (stdout_fd_ >= 0) ::close(stdout_fd_);
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  void signal(int signo) const { REQUIRE(::kill(pid_, signo) == 0); }
-  // alive: the server has not exited (a check that leaves its status to wait_exit).
-  bool alive() const {
-    siginfo_t info{};
-    return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
-  }
-
-  // wait_exit returns the exit status (or 128 + the signal); fails the test past the guard.
-  int wait_exit() {
-    const auto give_up = Clock::now() + kGuard;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > give_up) FAIL("the server did not exit");
-      std::this_thread::sleep_for(10ms);
-    }
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
+  using ServerProcess::ServerProcess;
 
   // rss_kib is the server's resident memory (VmRSS), in KiB; -1 if the server is gone. (The
   // helpers here do not assert: doctest must not see an assertion while it builds a message.)
   long rss_kib() const {
-    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    std::ifstream status("/proc/" + std::to_string(pid()) + "/status");
     for (std::string line; std::getline(status, line);) {
       if (line.starts_with("VmRSS:")) return std::atol(line.c_str() + 6);
     }
@@ -150,7 +93,7 @@ class Process {
   // descriptors counts the server's open descriptors; sockets only those that are sockets
   // (the listener and the connections, whether a stream or its send queue holds them).
   int descriptors(bool sockets_only) const {
-    const std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
+    const std::string dir = "/proc/" + std::to_string(pid()) + "/fd";
     std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
     if (d == nullptr) return -1;  // the server is gone
     int count = 0;
@@ -173,7 +116,7 @@ class Process {
   int lowest_free() const {
     int n = 0;
     struct stat entry {};
-    while (::lstat(("/proc/" + std::to_string(pid_) + "/fd/" + std::to_string(n)).c_str(), &entry) == 0) ++n;
+    while (::lstat(("/proc/" + std::to_string(pid()) + "/fd/" + std::to_string(n)).c_str(), &entry) == 0) ++n;
     return n;
   }
 
@@ -187,21 +130,6 @@ class Process {
     }
     return true;
   }
-
- private:
-  std::string read_line() {
-    std::string line;
-    char c = 0;
-    pollfd p{stdout_fd_, POLLIN, 0};
-    while (::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(kGuard).count())) == 1 &&
-           ::read(stdout_fd_, &c, 1) == 1 && c != '\n')
-      line += c;
-    return line;
-  }
-
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  int port_ = 0;
 };
 
 // ---- clients ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #if defined(AEM_HTTP_SERVER_PATH)
 
 #include "support/child_process.hpp"
+#include "support/loopback_client.hpp"
 #include "support/net_helpers.hpp"
 
 #include <arpa/inet.h>
@@ -44,68 +45,12 @@ constexpr int kGuardSeconds = 20;  // no step of a test should come near this
 
 // ---- the server process ---------------------------------------------------------------------
 
-// ServerProcess runs the server with `args` and reads the port from its first line of output.
-class ServerProcess {
+// ServerProcess runs the server with `args` and reads the port from its "listening on" line
+// (aem_test::ServerProcess, with this file's hang guard).
+class ServerProcess : public aem_test::ServerProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> args) {
-    args.insert(args.begin(), AEM_HTTP_SERVER_PATH);
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      std::_Exit(127);
-    }
-    ::close(out[1]);
-    stdout_fd_ = out[0];
-    const std::string line = read_line();
-    const std::size_t colon = line.rfind(':');
-    REQUIRE_MESSAGE(line.starts_with("listening on "), "first line: " << line);
-    port_ = std::stoi(line.substr(colon + 1));
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (stdout_fd_ >= 0) ::close(stdout_fd_);
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  int port() const { return port_; }
-  void signal(int signo) const { REQUIRE(::kill(pid_, signo) == 0); }
-
-  // wait_exit returns the exit status (or 128 + the signal), failing the test if the server
-  // does not exit in time.
-  int wait_exit() {
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(kGuardSeconds);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > give_up) FAIL("the server did not exit");
-      std::this_thread::sleep_for(10ms);
-    }
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
- private:
-  std::string read_line() {
-    std::string line;
-    char c = 0;
-    pollfd p{stdout_fd_, POLLIN, 0};
-    while (::poll(&p, 1, kGuardSeconds * 1000) == 1 && ::read(stdout_fd_, &c, 1) == 1 && c != '\n') line += c;
-    return line;
-  }
-
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  int port_ = 0;
+  explicit ServerProcess(std::vector<std::string> args)
+      : aem_test::ServerProcess(AEM_HTTP_SERVER_PATH, std::move(args), 0, std::chrono::seconds(kGuardSeconds)) {}
 };
 
 // ---- a plain blocking client -----------------------------------------------------------------
@@ -123,19 +68,9 @@ struct Response {
 class Client {
  public:
   explicit Client(int port, int receive_buffer = 0) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd_ = aem_test::guarded_tcp_socket(kGuardSeconds, receive_buffer);
     REQUIRE(fd_ >= 0);
-    timeval guard{kGuardSeconds, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard);
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &guard, sizeof guard);
-    if (receive_buffer > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-    const int on = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<std::uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    connected_ = aem_test::connect_loopback(fd_, port);
   }
   ~Client() { ::close(fd_); }
   Client(const Client&) = delete;
@@ -144,14 +79,7 @@ class Client {
   bool connected() const { return connected_; }
 
   // send writes all of `data`; false if the connection is gone.
-  bool send(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
+  bool send(std::string_view data) { return aem_test::send_all(fd_, data); }
 
   // response reads one response (interim ones too); fails the test if none comes.
   Response response() {

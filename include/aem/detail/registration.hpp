@@ -11,6 +11,7 @@
 #include <aem/priority.hpp>
 #include <aem/result.hpp>
 #include <aem/shared_event_data.hpp>
+#include <aem/spawn_site.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -95,6 +96,8 @@ struct RegistrationOptions {
   // internal: the runtime's own registration (a core's signal or error reader), shared by all
   // groups: in no group, not subject to Policy, not counted against it.
   bool internal = false;
+  // site is where the registration was made (its options' SpawnSite), named by Runtime::dump.
+  const SiteRecord* site = nullptr;
 };
 
 // RegistrationSlot is a reservation in the calling core's event table: `storage` receives the

@@ -5,6 +5,7 @@
 #include <aem/detail/mail_node.hpp>
 #include <aem/error.hpp>
 #include <aem/priority.hpp>
+#include <aem/spawn_site.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -41,7 +42,11 @@ struct TaskState {
   std::uint8_t policy_holds = 0;
   void* group = nullptr;  // its event group (detail::GroupState), nullptr: the default group
   void* joiner = nullptr;   // the capsule suspended in join(), valid while kJoinWaiting
-  void* capsule = nullptr;  // for TaskHome::capsule_frame: the capsule whose frame holds this
+  // By home (one pointer serves both: the struct stays as it is):
+  union {
+    void* capsule = nullptr;  // TaskHome::capsule_frame: the capsule whose frame holds this
+    const SiteRecord* site;   // TaskHome::heap: its spawn site, carried to the core that runs it
+  };
   void* runner = nullptr;   // the core that runs it: handle operations there need no atomic RMW
   // run invokes the callable and stores its outcome; when launch_error is set (the task could
   // not be given a capsule) it only reports that error to whoever waits for the outcome.

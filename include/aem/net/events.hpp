@@ -53,6 +53,9 @@ struct SocketEventOptions {
   // source while its stream's send() queue is past Config::send_queue_bound (a peer that sends
   // but does not read): the handler's answers are the other half of the connection's memory.
   std::uint32_t queue_bound = kDefaultQueueBound;
+  // site is where the registration is made, named by Runtime::dump. Leave it: the default
+  // captures the line that makes the options (the registering call when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 // AcceptOptions add what on_accept reports besides connections.
@@ -67,6 +70,9 @@ struct AcceptOptions {
   // of spinning, and resumes by itself. Also when the listener fails for good (then the
   // registration ends). Optional.
   std::function<void(std::error_code)> on_error{};
+  // site is where the registration is made, named by Runtime::dump. Leave it: the default
+  // captures the line that makes the options (the registering call when they are written there).
+  SpawnSite site = SpawnSite::here();
 };
 
 // SocketEventStats count what the calling core's socket registrations went through.
@@ -95,13 +101,16 @@ Result<EventId> register_socket(F&& handler, RegistrationOptions options, Source
 }
 
 inline RegistrationOptions socket_options(const SocketEventOptions& options) {
-  return RegistrationOptions{options.priority, options.exec, options.queue_bound, {}, {}};
+  RegistrationOptions reg{options.priority, options.exec, options.queue_bound, {}, {}};
+  reg.site = options.site.record();
+  return reg;
 }
 
 template <typename Invoke, typename Listener, typename F>
 Result<EventId> register_accept(const Listener& listener, F&& handler, AcceptOptions options) {
   static_assert(Invoke::template accepts<std::decay_t<F>>, "an accept handler is called with the new stream");
   RegistrationOptions reg{options.priority, options.exec, options.queue_bound, {}, std::move(options.on_error)};
+  reg.site = options.site.record();
   return register_socket<Invoke>(std::forward<F>(handler), std::move(reg), {SourceType::accept, listener.fd(), 0});
 }
 

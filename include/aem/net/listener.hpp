@@ -20,6 +20,10 @@ class AEM_EXPORT ListenerSocket : public Socket {
 
   // open creates a socket for `address`, applies `options`, binds and listens. Any thread.
   static Result<int> open(const SocketAddress& address, const BindOptions& options);
+  // adopt_fd checks that `fd` is a listening stream socket (of an IP family when `ip`, else a
+  // Unix one) and makes it non-blocking and close-on-exec; on failure `fd` is left as it was.
+  // Any thread. Errors: errc::invalid_argument (not such a socket), the errno of getsockopt/fcntl.
+  static Result<int> adopt_fd(int fd, bool ip);
   // accept_fd waits for a connection and returns its descriptor (non-blocking, close-on-exec);
   // `peer`, if not null, receives the peer's address. Call from a capsule.
   Result<int> accept_fd(Deadline deadline, SocketAddress* peer);

@@ -2,6 +2,7 @@
 // domain), the part TcpStream and UnixStream share.
 #pragma once
 
+#include <aem/detail/byte_stream_calls.hpp>
 #include <aem/event_data.hpp>
 #include <aem/export.hpp>
 #include <aem/net/address.hpp>
@@ -38,37 +39,31 @@ enum class Shutdown : std::uint8_t { read, write, both };
 //     if (*n == 0) break;  // the peer closed its side
 //     if (!stream.write_all(std::span(buffer).first(*n))) break;
 //   }
-class AEM_EXPORT StreamSocket : public Socket {
+class AEM_EXPORT StreamSocket : public Socket, public detail::TextOverloads<StreamSocket> {
  public:
+  // Each of read, read_exact, write and write_all also takes a char buffer or text.
+  using TextOverloads::read;
+  using TextOverloads::read_exact;
+  using TextOverloads::write;
+  using TextOverloads::write_all;
+
   // read reads what has arrived, at most buffer.size() bytes, waiting until at least one byte
   // (or the end of the stream) is there. Returns the count; 0 means the peer shut down its
   // writing side (or buffer is empty). Call from a capsule.
   Result<std::size_t> read(std::span<std::byte> buffer, Deadline deadline = {});
-  Result<std::size_t> read(std::span<char> buffer, Deadline deadline = {}) {
-    return read(std::as_writable_bytes(buffer), deadline);
-  }
   // read_exact fills the whole buffer. Errors: errc::end_of_stream if the peer closes first;
   // after any error the buffer holds an unspecified prefix of the data. Call from a capsule.
   Result<void> read_exact(std::span<std::byte> buffer, Deadline deadline = {});
-  Result<void> read_exact(std::span<char> buffer, Deadline deadline = {}) {
-    return read_exact(std::as_writable_bytes(buffer), deadline);
-  }
 
   // write writes some of `data` (at least one byte unless data is empty) and returns how much:
   // a short count when the socket's send buffer fills up. Call from a capsule.
   // The std::string_view overloads take text: a char array converts up to its first NUL, so
   // pass std::string_view(buffer, count) for raw bytes in one.
   Result<std::size_t> write(std::span<const std::byte> data, Deadline deadline = {});
-  Result<std::size_t> write(std::string_view data, Deadline deadline = {}) {
-    return write(std::as_bytes(std::span(data.data(), data.size())), deadline);
-  }
   // write_all writes all of `data`, however many writes it takes. After an error an unknown
   // prefix of `data` has been sent: the stream is then only good for closing. Call from a
   // capsule.
   Result<void> write_all(std::span<const std::byte> data, Deadline deadline = {});
-  Result<void> write_all(std::string_view data, Deadline deadline = {}) {
-    return write_all(std::as_bytes(std::span(data.data(), data.size())), deadline);
-  }
   // writev writes some of the buffers, in order, as one call (a gathered write), and returns
   // the bytes written. At most IOV_MAX (1024) buffers. Errors: errc::invalid_argument for more.
   // Call from a capsule.

@@ -98,6 +98,13 @@ class AEM_EXPORT TcpListener : public ListenerSocket {
   // (std::errc::address_in_use, std::errc::permission_denied, …).
   static Result<TcpListener> bind(const SocketAddress& address, const BindOptions& options = {});
 
+  // adopt takes ownership of `fd`, a listening TCP socket made elsewhere: one a predecessor
+  // handed over (aem::Handover), or one a supervisor such as systemd passed in. It is made
+  // non-blocking and close-on-exec (the non-blocking flag belongs to the open socket, so other
+  // processes that share it see it too). Any thread. Errors: errc::invalid_argument (not a
+  // listening TCP socket; `fd` is then left open), the errno of getsockopt/fcntl.
+  static Result<TcpListener> adopt(int fd);
+
   // accept waits for the next connection. Call from a capsule. When the process is out of
   // descriptors or memory (EMFILE, ENFILE, ENOMEM, ENOBUFS) it does not fail: it pauses 1 ms,
   // doubling up to 128 ms while the shortage lasts, and tries again until the deadline; each

@@ -47,6 +47,11 @@ class AEM_EXPORT UnixListener : public ListenerSocket {
   // exists), and the errno of socket/bind/listen.
   static Result<UnixListener> bind(const SocketAddress& address, const BindOptions& options = {});
 
+  // adopt takes ownership of `fd`, a listening Unix stream socket made elsewhere (see
+  // TcpListener::adopt). Any thread. Errors: errc::invalid_argument (not a listening Unix
+  // stream socket; `fd` is then left open), the errno of getsockopt/fcntl.
+  static Result<UnixListener> adopt(int fd);
+
   // accept waits for the next connection. Call from a capsule. Errors: as TcpListener::accept.
   Result<UnixStream> accept(Deadline deadline = {}) { return accept_as<UnixStream>(deadline, nullptr); }
 

@@ -4,6 +4,7 @@
 // core's mailbox, so the publisher never waits.
 #include "runtime/events/runtime_events.hpp"
 #include "runtime/events/sources/topic_registry.hpp"
+#include "base/log.hpp"
 
 #include "runtime/sched/core.hpp"
 #include "runtime/events/event_table.hpp"
@@ -13,7 +14,6 @@
 #include <aem/topic.hpp>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -294,8 +294,8 @@ Result<std::size_t> publish(std::string_view topic, EventData data, PublishOptio
       if (!group.empty() && post_hop(runtime, index, std::move(group), std::move(payload))) {
         reached += end - begin;
       } else {
-        std::fprintf(stderr, "aem: out of memory sending topic %.*s to core %u; %zu subscriptions miss it\n",
-                     static_cast<int>(topic.size()), topic.data(), index, end - begin);
+        log(LogLevel::error, "out of memory sending topic %.*s to core %u; %zu subscriptions miss it",
+            static_cast<int>(topic.size()), topic.data(), index, end - begin);
       }
     }
     begin = end;

@@ -97,12 +97,14 @@ const std::vector<std::pair<std::string, Scalar>> kCounters = {
     {"aem_blocking_calls_total", &aem::CoreMetrics::blocking_calls},
     {"aem_blocking_timeouts_total", &aem::CoreMetrics::blocking_timeouts},
     {"aem_blocking_refusals_total", &aem::CoreMetrics::blocking_refusals},
+    {"aem_stalls_total", &aem::CoreMetrics::stalls},
 };
 // Nanosecond counters, rendered in seconds.
 const std::vector<std::pair<std::string, Scalar>> kSeconds = {
     {"aem_idle_seconds_total", &aem::CoreMetrics::idle_ns},
     {"aem_spin_seconds_total", &aem::CoreMetrics::spin_ns},
     {"aem_blocking_queue_wait_max_seconds", &aem::CoreMetrics::blocking_queue_wait_max_ns},
+    {"aem_stall_max_seconds", &aem::CoreMetrics::stall_max_ns},
 };
 const std::vector<std::pair<std::string, Scalar>> kGauges = {
     {"aem_capsules_live", &aem::CoreMetrics::capsules_live},
