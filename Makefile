@@ -138,7 +138,7 @@ https-vs-nginx: build/release/build.ninja
 # (ENOSYS): every runtime there takes the epoll fallback. On 2 cores: about 6 min of build and
 # 1 min of tests, one at a time (emulated timing is loose enough without a neighbour). QEMU_UNIT_EXCLUDE names the test cases that cannot work under qemu-user (the
 # reasons are printed); empty it to run them too.
-QEMU_UNIT_EXCLUDE ?= arena: default configuration is 64 MiB with 64 B blocks, heap zone pre-faulted|backend selection: automatic falls back to epoll where seccomp refuses io_uring_setup|idle spin: a core that sleeps longer than the limit stops polling|capsule pool: when mappings run out the error names vm.max_map_count
+QEMU_UNIT_EXCLUDE ?= arena: default configuration is 64 MiB with 64 B blocks, heap zone pre-faulted|backend selection: automatic falls back to epoll where seccomp refuses io_uring_setup|idle spin: a core that sleeps longer than the limit stops polling|capsule pool: when mappings run out the error names vm.max_map_count|diag: a capsule spinning 500 ms past a 100 ms threshold
 .PHONY: test-aarch64
 test-aarch64:
 	@bash scripts/setup.sh --cross-aarch64
@@ -153,5 +153,6 @@ test-aarch64:
 	  echo "  - backend selection: ... seccomp refuses io_uring_setup: qemu-user cannot install the test's seccomp filter"; \
 	  echo "  - idle spin: ... stops polling: it compares sleeps with a 20 us poll window, which emulation stretches past recognition"; \
 	  echo "  - capsule pool: when mappings run out ...: its RLIMIT_AS cap binds qemu-user's own allocations too, which can abort qemu before the guest's mmap fails"; \
+	  echo "  - diag: a capsule spinning 500 ms ...: qemu-user delivers the stall signal to a spinning thread only after the spin has ended, so no backtrace can be taken"; \
 	fi
 	cd build/aarch64 && ctest -j 1 --output-on-failure -L unit $(if $(QEMU_UNIT_EXCLUDE),-E '$(QEMU_UNIT_EXCLUDE)')

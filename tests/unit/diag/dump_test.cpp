@@ -203,5 +203,8 @@ TEST_CASE("diag: the dump signal writes a dump to the log") {
   });
   const std::vector<std::string> dumps = log.containing("aem capsule dump");
   REQUIRE(dumps.size() == 1);
+  CHECK(contains(dumps.front(), "waiting on a sleep"));
+#if defined(__x86_64__)  // elsewhere the dump says the saved registers cannot be unwound
   CHECK(contains(dumps.front(), "diag_test_sleep"));
+#endif
 }

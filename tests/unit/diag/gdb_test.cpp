@@ -57,6 +57,12 @@ TEST_CASE("diag: gdb target (does nothing unless run by the gdb test)") {
 }
 
 TEST_CASE("diag: gdb's aem capsules and aem bt show a parked capsule of a live process") {
+#if !defined(__x86_64__)
+  // The commands read x86-64 saved registers, and a cross-built test runs under an emulator
+  // that the host's gdb cannot attach to.
+  MESSAGE("the gdb commands are for x86-64: skipped");
+  return;
+#endif
   if (run_command("gdb --version 2>/dev/null").find("GNU gdb") == std::string::npos) {
     MESSAGE("gdb is not installed: skipped");
     return;
