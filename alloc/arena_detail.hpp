@@ -1,5 +1,5 @@
-// arena_detail.hpp — what the arena's translation units share beyond <aem/arena.hpp>: the end
-// node of the hot caches and the assignment of thread numbers.
+// arena_detail.hpp — what the arena's translation units share beyond <aem/arena.hpp>: the
+// assignment of thread numbers.
 #pragma once
 
 #include <aem/arena.hpp>
@@ -9,11 +9,6 @@
 #include <cstdint>
 
 namespace aem::detail {
-
-// g_hot_end ends every hot cache: a node of depth 0 that is never written. An empty cache's
-// head is this node rather than nullptr, so a free reads the depth of the head without a null
-// test, and an allocation tests the depth it would have tested the pointer for.
-extern constinit FreeNode g_hot_end;
 
 // current_thread_id gives the calling thread its number (detail::t_thread_id, in
 // <aem/arena.hpp>) on first use.

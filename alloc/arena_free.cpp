@@ -36,7 +36,7 @@ const char* error_text(errc e) noexcept {
 // reclaim takes back a block that was allocated or pending:
 // into the hot cache if there is room, otherwise into the free lists.
 inline void BuddyArena::reclaim(std::size_t index, unsigned order) noexcept {
-  if (order < hot_limit_ && hot_head_[order]->depth < hot_depth_) {
+  if (order < hot_limit_ && hot_top_[order] != hot_base_[order + 1]) {
     push_cached(node_at(index), index, order);
     return;
   }
@@ -44,12 +44,8 @@ inline void BuddyArena::reclaim(std::size_t index, unsigned order) noexcept {
 }
 
 inline void BuddyArena::push_cached(FreeNode* node, std::size_t index, unsigned order) noexcept {
-  FreeNode* head = hot_head_[order];
   detail::arena_poison(node, min_block_ << order);
-  detail::arena_unpoison(node, sizeof(FreeNode));
-  node->next = head;
-  node->depth = head->depth + 1;
-  hot_head_[order] = node;
+  *hot_top_[order]++ = node;
   store_tag(tags_, index, make_tag(BlockState::cached, order));
 }
 

@@ -7,11 +7,14 @@
 //    the smallest order that can serve a request is one count-trailing-zeros, never a scan.
 //  - tags: one byte per min_block giving the state and order of the block starting there
 //    (alloc/buddy_tags.hpp explains why a byte array rather than per-order bitmaps).
-//  - hot caches: per order, a singly-linked stack of freed blocks kept uncoalesced (LIFO, so
+//  - hot caches: per order, a stack of pointers to freed blocks kept uncoalesced (LIFO, so
 //    the block reused next is the one most likely still in cache). Without them a LIFO
 //    alloc/free pair on a mostly free arena costs log2(capacity/min_block) merges on the free
 //    and as many splits on the next allocation, each touching a block far away in memory; with
-//    them the pair is a push and a pop.
+//    them the pair is a push and a pop. The stacks hold pointers rather than linking the blocks
+//    (like jemalloc's tcache bins) so that caching a block never touches its memory, and a run
+//    of allocations is not a chain of dependent cache misses through the blocks' headers.
+//    They live after the tag table, hot_cache_depth slots per cacheable order.
 //  - remote-free list: a lock-free MPSC stack (Treiber push, exchange-all pop) of blocks freed
 //    on other threads, linked through the blocks themselves; any thread pushes, only the owner
 //    pops. A pop takes the whole list at once, so there is no ABA problem.
@@ -41,7 +44,6 @@ namespace detail {
 
 constinit thread_local std::uint64_t t_thread_id __attribute__((tls_model("initial-exec"))) = 0;
 std::atomic<std::uint64_t> g_next_thread_id{1};
-constinit FreeNode g_hot_end{nullptr, {.depth = 0}};
 
 static_assert(make_tag(BlockState::allocated, 0) == kTagAllocated);
 static_assert(make_tag(BlockState::cached, 0) == kTagCached);
@@ -107,25 +109,6 @@ BuddyArena::BuddyArena(ArenaConfig config) : config_(std::move(config)) {
   const bool heap = config_.zone == Zone::heap;
   const bool huge = heap && config_.huge_pages && capacity_ >= kHugePage;
   const std::size_t page = detail::page_size();
-  // Page alignment makes every block of a page or more page-aligned (io_uring buffers);
-  // huge-page alignment lets transparent huge pages cover the region end to end.
-  detail::Mapping region = detail::map_region(capacity_, huge ? kHugePage : page, heap, huge);
-  if (region.start == nullptr) {
-    throw std::system_error(errno, std::generic_category(), "aem::BuddyArena: mmap of the region");
-  }
-  detail::Mapping tags = detail::map_region((capacity_ >> min_shift_) + kTagSkew, page, heap, false);
-  if (tags.start == nullptr) {
-    const int err = errno;
-    detail::unmap_region(region);
-    throw std::system_error(err, std::generic_category(), "aem::BuddyArena: mmap of the tag table");
-  }
-  base_ = region.aligned;
-  region_mapping_ = region.start;
-  region_mapping_size_ = region.length;
-  tags_ = reinterpret_cast<std::uint8_t*>(tags.aligned) + kTagSkew;
-  tag_bias_ = reinterpret_cast<std::uintptr_t>(tags_) - (reinterpret_cast<std::uintptr_t>(base_) >> min_shift_);
-  tags_mapping_size_ = tags.length;
-
   if (!heap) {
     const std::size_t threshold = std::max(config_.release_threshold, 2 * page);
     release_order_ = kMaxOrders;
@@ -143,11 +126,36 @@ BuddyArena::BuddyArena(ArenaConfig config) : config_(std::move(config)) {
       hot_limit_ = k + 1;
     }
   }
+  // The hot caches' stacks follow the tag table in its mapping (pointer-aligned).
+  const std::size_t tag_bytes = (kTagSkew + min_blocks_ + alignof(void*) - 1) & ~(alignof(void*) - 1);
+  const std::size_t stack_bytes = std::size_t{hot_limit_} * hot_depth_ * sizeof(void*);
+  // Page alignment makes every block of a page or more page-aligned (io_uring buffers);
+  // huge-page alignment lets transparent huge pages cover the region end to end.
+  detail::Mapping region = detail::map_region(capacity_, huge ? kHugePage : page, heap, huge);
+  if (region.start == nullptr) {
+    throw std::system_error(errno, std::generic_category(), "aem::BuddyArena: mmap of the region");
+  }
+  detail::Mapping tags = detail::map_region(tag_bytes + stack_bytes, page, heap, false);
+  if (tags.start == nullptr) {
+    const int err = errno;
+    detail::unmap_region(region);
+    throw std::system_error(err, std::generic_category(), "aem::BuddyArena: mmap of the tag table");
+  }
+  base_ = region.aligned;
+  region_mapping_ = region.start;
+  region_mapping_size_ = region.length;
+  tags_ = reinterpret_cast<std::uint8_t*>(tags.aligned) + kTagSkew;
+  tag_bias_ = reinterpret_cast<std::uintptr_t>(tags_) - (reinterpret_cast<std::uintptr_t>(base_) >> min_shift_);
+  tags_mapping_size_ = tags.length;
+  auto** stacks = reinterpret_cast<void**>(tags.aligned + tag_bytes);
+  for (unsigned k = 0; k <= hot_limit_; ++k) {
+    hot_base_[k] = stacks + std::size_t{k} * hot_depth_;
+    if (k < kMaxOrders) hot_top_[k] = hot_base_[k];
+  }
   // Debug mode checks the calling thread on every allocation, so it never takes the fast path.
   fast_max_ = debug_ || hot_limit_ == 0 ? 0 : min_block_ << (hot_limit_ - 1);
   min_mask_ = min_block_ - 1;
   bsr_bias_ = min_shift_ - 1;
-  hot_head_.fill(&detail::g_hot_end);
   owner_.store(current_thread_id(), std::memory_order_relaxed);
   detail::arena_poison(base_, capacity_);
   push_free(0, top_order_);
@@ -208,13 +216,13 @@ void BuddyArena::remove_free(FreeNode* node, unsigned order) noexcept {
 // larger block if needed (at most top_order_ splits), or nullptr if none is free.
 inline void* BuddyArena::take_block(unsigned order) noexcept {
   std::size_t index;
-  FreeNode* node = hot_head_[order];
+  FreeNode* node;
   if (hot_front_ != nullptr && hot_front_order_ == order) {  // debug mode gets here
     node = hot_front_;
     hot_front_ = nullptr;
     index = index_of(node);
-  } else if (node->depth != 0) {
-    hot_head_[order] = node->next;
+  } else if (hot_top_[order] != hot_base_[order]) {
+    node = static_cast<FreeNode*>(*--hot_top_[order]);
     index = index_of(node);
   } else {
     const std::uint64_t usable = nonempty_ & (~std::uint64_t{0} << order);
@@ -240,9 +248,8 @@ inline void* BuddyArena::take_block(unsigned order) noexcept {
 // order (at most top_order_ splits), or returns nullptr.
 void* BuddyArena::take_from_larger_cache(unsigned order) noexcept {
   for (unsigned k = order + 1; k < hot_limit_; ++k) {
-    FreeNode* node = hot_head_[k];
-    if (node->depth == 0) continue;
-    hot_head_[k] = node->next;
+    if (hot_top_[k] == hot_base_[k]) continue;
+    auto* node = static_cast<FreeNode*>(*--hot_top_[k]);
     --held_count_[k];
     held_bytes_ -= (min_block_ << k) - (min_block_ << order);
     const std::size_t index = index_of(node);
@@ -302,7 +309,7 @@ void BuddyArena::release_to_lists(std::size_t index, unsigned order) noexcept {
 }
 
 std::size_t BuddyArena::cached_count(unsigned order) const noexcept {
-  return hot_head_[order]->depth + (hot_front_ != nullptr && hot_front_order_ == order ? 1 : 0);
+  return static_cast<std::size_t>(hot_top_[order] - hot_base_[order]) + (hot_front_ != nullptr && hot_front_order_ == order ? 1 : 0);
 }
 
 // bytes_in_use is derived rather than counted: the fast paths move blocks between a hot cache
@@ -319,10 +326,7 @@ void BuddyArena::trim() noexcept {
   if (debug_ && !owner_check("trim")) return;
   if (FreeNode* front = std::exchange(hot_front_, nullptr)) release_to_lists(index_of(front), hot_front_order_);
   for (unsigned k = 0; k < hot_limit_; ++k) {
-    for (FreeNode* node = hot_head_[k]; node->depth != 0; node = hot_head_[k]) {
-      hot_head_[k] = node->next;
-      release_to_lists(index_of(node), k);
-    }
+    while (hot_top_[k] != hot_base_[k]) release_to_lists(index_of(*--hot_top_[k]), k);
   }
 }
 
@@ -433,7 +437,7 @@ std::size_t BuddyArena::stats_largest_free() const noexcept {
   std::size_t largest = nonempty_ == 0 ? 0 : min_block_ << (63 - std::countl_zero(nonempty_));
   if (hot_front_ != nullptr) largest = std::max(largest, min_block_ << hot_front_order_);
   for (unsigned k = hot_limit_; k-- > 0;) {
-    if (hot_head_[k]->depth != 0) {
+    if (hot_top_[k] != hot_base_[k]) {
       largest = std::max(largest, min_block_ << k);
       break;
     }

@@ -26,7 +26,7 @@ class ByteBuffer {
   }
   // release gives the block back (the content is dropped).
   void release() noexcept {
-    block_.reset();
+    if (block_) block_.reset();
     length_ = 0;
   }
 

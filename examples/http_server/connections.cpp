@@ -7,7 +7,10 @@
 #include <aem/cross_core.hpp>
 #include <aem/timer.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <type_traits>
 
 namespace http {
 
@@ -47,6 +50,16 @@ void ConnectionTable::drain() noexcept {
   for (ConnectionRecord* record = head_; record != nullptr; record = record->next) {
     if (record->phase == Phase::idle) (void)record->stream->shutdown(aem::Shutdown::read);
   }
+}
+
+aem::TimePoint coarse_now() noexcept {
+  // aem::Clock is std::chrono::steady_clock, which reads CLOCK_MONOTONIC: the coarse variant
+  // counts from the same origin.
+  static_assert(std::is_same_v<aem::Clock, std::chrono::steady_clock>);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return aem::TimePoint(std::chrono::duration_cast<aem::Duration>(std::chrono::seconds(now.tv_sec) +
+                                                                  std::chrono::nanoseconds(now.tv_nsec)));
 }
 
 ConnectionTable& this_core_connections() noexcept {

@@ -59,6 +59,12 @@ class ConnectionTable {
   std::size_t size_ = 0;
 };
 
+// coarse_now returns aem::Clock::now() as of the kernel's last clock tick (a few ms behind at
+// most, never ahead), read without the precise clock's cost. Enough for the deadlines above:
+// the sweeper checks them only once a sweep period (10 ms or more), and reading it several
+// times per request costs less than one precise read. Any thread.
+aem::TimePoint coarse_now() noexcept;
+
 // this_core_connections returns the calling core's table.
 ConnectionTable& this_core_connections() noexcept;
 

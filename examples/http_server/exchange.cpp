@@ -25,8 +25,6 @@ void Session::begin_exchange(const RequestHead& head) {
   exchange_.route = Route::status;
   exchange_.status = 404;
   exchange_.allow = {};
-  exchange_.file = OpenedFile{};
-  exchange_.body.release();
   exchange_.keep_alive = head.keep_alive;
   exchange_.http10 = head.version_minor == 0;
   const bool get = head.method == "GET";
@@ -109,7 +107,8 @@ void Session::finish_exchange() {
       answer_status(exchange_.status, exchange_.allow);
       break;
   }
-  exchange_.file = OpenedFile{};
+  // Only a file route holds a file, only an echo a body (most requests hold neither).
+  if (exchange_.route == Route::file) exchange_.file = OpenedFile{};
   exchange_.body.release();
 }
 

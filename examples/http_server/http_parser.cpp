@@ -3,6 +3,8 @@
 #include "http_parser.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 
 namespace http {
 
@@ -22,40 +24,61 @@ ParseStep RequestParser::next(std::string_view window) noexcept {
   return {ParseEvent::error, 0, {}};
 }
 
+namespace {
+
+// HeadByte sorts the bytes of a head for scan_head: most are plain and need no other look.
+enum class HeadByte : std::uint8_t { plain, cr, lf, control };
+
+constexpr std::array<HeadByte, 256> kHeadBytes = [] {
+  std::array<HeadByte, 256> table{};
+  for (std::size_t c = 0; c < table.size(); ++c) {
+    table[c] = (c < 0x20 && c != '\t') || c == 0x7f ? HeadByte::control : HeadByte::plain;
+  }
+  table['\r'] = HeadByte::cr;
+  table['\n'] = HeadByte::lf;
+  return table;
+}();
+
+}  // namespace
+
 // scan_head looks for the blank line that ends the head, validating each byte on the way, and
 // never looks past max_head_bytes: what it decides depends only on the bytes it has seen, in
 // order, so the outcome is the same however the input was split into receives.
 ParseStep RequestParser::scan_head(std::string_view window) noexcept {
   const std::size_t limit = std::min(window.size(), limits_.max_head_bytes);
-  for (std::size_t pos = scanned_; pos < limit; ++pos) {
-    const auto c = static_cast<unsigned char>(window[pos]);
-    // A CR belongs to a CRLF; a bare CR or bare LF could end a line for one parser and not for
-    // another (the root of request smuggling), so both are refused.
-    if (pos > 0 && window[pos - 1] == '\r' && c != '\n') return fail(kBadRequest);
-    if (c == '\n') {
-      if (pos == 0 || window[pos - 1] != '\r') return fail(kBadRequest);
-      const bool empty_line = pos - 1 == line_start_;
-      if (empty_line && request_line_start_ == kNone) {  // an empty line before the request line
-        line_start_ = pos + 1;
-        continue;
-      }
-      if (empty_line) {
-        const std::size_t head_size = pos + 1;
-        const std::size_t start = request_line_start_;
-        scanned_ = line_start_ = 0;
-        request_line_start_ = kNone;
-        const std::uint16_t status =
-            parse_head(window.substr(start, head_size - start), limits_, headers_, head_);
-        if (status != 0) return fail(status);
-        return begin_body(head_size);
-      }
-      if (request_line_start_ == kNone) request_line_start_ = line_start_;
-      line_start_ = pos + 1;
-    } else if (c != '\r' && c != '\t' && (c < 0x20 || c == 0x7f)) {
-      return fail(kBadRequest);  // control characters have no place in a head
+  std::size_t pos = scanned_;
+  while (pos < limit) {
+    const HeadByte kind = kHeadBytes[static_cast<unsigned char>(window[pos])];
+    if (kind == HeadByte::plain) {
+      ++pos;
+      continue;
     }
+    // A CR belongs to a CRLF; a bare CR or bare LF could end a line for one parser and not for
+    // another (the root of request smuggling), so both are refused. Control characters have no
+    // place in a head. Each CR takes its LF along, so an LF met here is a bare one.
+    if (kind != HeadByte::cr) return fail(kBadRequest);
+    if (pos + 1 == limit) break;  // the LF is not there yet (or past the limit): scan from the CR again
+    if (window[pos + 1] != '\n') return fail(kBadRequest);
+    const std::size_t cr = pos;
+    pos += 2;
+    const bool empty_line = cr == line_start_;
+    if (empty_line && request_line_start_ == kNone) {  // an empty line before the request line
+      line_start_ = pos;
+      continue;
+    }
+    if (empty_line) {
+      const std::size_t head_size = pos;
+      const std::size_t start = request_line_start_;
+      scanned_ = line_start_ = 0;
+      request_line_start_ = kNone;
+      const std::uint16_t status = parse_head(window.substr(start, head_size - start), limits_, headers_, head_);
+      if (status != 0) return fail(status);
+      return begin_body(head_size);
+    }
+    if (request_line_start_ == kNone) request_line_start_ = line_start_;
+    line_start_ = pos;
   }
-  scanned_ = limit;
+  scanned_ = pos;
   if (limit == limits_.max_head_bytes) return fail(kHeaderFieldsTooLarge);
   return {ParseEvent::need, 0, {}};
 }

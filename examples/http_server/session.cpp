@@ -113,7 +113,7 @@ std::size_t Session::process(std::string_view window) {
     if (!in_request_ && used < window.size()) {
       in_request_ = true;
       head_done_ = false;
-      request_start_ = aem::Clock::now();
+      request_start_ = coarse_now();
     }
     const ParseStep step = parser_.next(window.substr(used));
     used += step.consumed;
@@ -152,7 +152,7 @@ void Session::wait_for_input() {
   const ServerConfig& config = server_.config;
   if (!in_request_) {
     record_.phase = Phase::idle;
-    record_.deadline = aem::Clock::now() + config.idle_timeout;
+    record_.deadline = coarse_now() + config.idle_timeout;
   } else {
     record_.phase = Phase::receiving;
     record_.deadline = request_start_ + (head_done_ ? config.request_timeout : config.header_timeout);
@@ -174,7 +174,7 @@ bool Session::flush() {
 
 bool Session::write_all(std::string_view bytes) {
   record_.phase = Phase::sending;
-  record_.deadline = aem::Clock::now() + server_.config.send_timeout;
+  record_.deadline = coarse_now() + server_.config.send_timeout;
   if (tls_ != nullptr ? static_cast<bool>(tls_->write_all(as_bytes(bytes))) : static_cast<bool>(stream_.write_all(as_bytes(bytes)))) {
     return true;
   }
@@ -191,7 +191,7 @@ void Session::finish_connection() {
   if (tls_ != nullptr) (void)tls_->shutdown(aem::Clock::now() + server_.config.send_timeout);
   (void)stream_.shutdown(aem::Shutdown::write);
   record_.phase = Phase::lingering;
-  record_.deadline = aem::Clock::now() + server_.config.linger;
+  record_.deadline = coarse_now() + server_.config.linger;
 }
 
 }  // namespace http

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <system_error>
+#include <utility>
 
 // The hot-cache paths are inline (below) and keep ASan's view of free memory like the rest of
 // the arena; a program must then be built with or without ASan as a whole, as ASan requires.
@@ -38,16 +39,11 @@ namespace detail {
 class FallbackHeap;
 
 // FreeNode is the header a free block carries in its first bytes. In a free list `prev` links
-// backwards (except at the head, where it is meaningless); in a hot cache the second word is
-// the number of nodes from this one to the end of the cache, so that the length is known from
-// the head alone and popping a block writes nothing but the list head; the remote-free list
-// uses only `next`.
+// backwards (except at the head, where it is meaningless); the remote-free list uses only
+// `next`. Blocks in the hot caches carry nothing: those caches are arrays of block pointers.
 struct FreeNode {
   FreeNode* next;
-  union {
-    FreeNode* prev;
-    std::size_t depth;
-  };
+  FreeNode* prev;
 };
 
 // Thread identity: a per-thread number that is never reused (0 until the thread first needs
@@ -127,11 +123,12 @@ struct ArenaConfig {
   std::size_t release_threshold = std::size_t{64} << 10;
   // hot_cache_depth is how many freed blocks per order (block sizes up to 64 KiB, and below
   // release_threshold in the virtual zone) are kept aside without coalescing, so that steady
-  // traffic in a size costs a list push and pop instead of chains of merges and splits (like
-  // the per-CPU page lists in front of Linux's buddy allocator). Cached blocks are coalesced by
+  // traffic in a size costs a stack push and pop instead of chains of merges and splits (like
+  // the per-CPU page lists in front of Linux's buddy allocator). Each cacheable order reserves
+  // 8 bytes per unit of depth next to the tag table. Cached blocks are coalesced by
   // trim(), and by the arena itself before it reports exhaustion; that trim is the one step
   // whose cost grows with the depth (about 0.3 ms with every order full at 1024). In the
-  // virtual zone cached blocks stay resident. Besides the per-order lists the arena keeps the
+  // virtual zone cached blocks stay resident. Besides the per-order stacks the arena keeps the
   // one block freed last (of any cacheable order) aside, so an order can hold one block more
   // than the depth. 0 makes every free coalesce at once. At most 65536.
   std::uint32_t hot_cache_depth = 1024;
@@ -339,19 +336,24 @@ class AEM_EXPORT BuddyArena {
     // bit_width(x) - min_shift_ as bsr(x) - (min_shift_ - 1): one instruction fewer.
     const unsigned order = static_cast<unsigned>(63 ^ __builtin_clzll((size - 1) | min_mask_)) - bsr_bias_;
     // The block freed last comes first. Besides being the one most likely in cache, it lives at
-    // a fixed address: a list head indexed by the order is written by a free and read by the
+    // a fixed address: a stack top indexed by the order is written by a free and read by the
     // next allocation through addresses computed from different registers (the order comes
     // from the tag on one side and from the size on the other), which the CPU cannot forward
-    // by renaming, so a free/allocate stream paid two full store-to-load forwarding latencies
-    // per pair through head -> node->next -> head. The fixed slot's stores carry no data from
-    // earlier loads, which breaks that chain.
+    // by renaming, so a free/allocate stream would pay two full store-to-load forwarding
+    // latencies per pair through top -> slot -> top. The fixed slot's stores carry no data
+    // from earlier loads, which breaks that chain.
     FreeNode* node = hot_front_;
     if (node != nullptr && hot_front_order_ == order) [[likely]] {
       hot_front_ = nullptr;
     } else {
-      node = hot_head_[order];
-      if (node->depth == 0) return nullptr;
-      hot_head_[order] = node->next;
+      // A pop reads the stack slot, never the block: the block's first touch is the caller's,
+      // and successive pops of one order do not wait for each other's cache misses, as they
+      // would walking a list linked through the blocks.
+      void** top = hot_top_[order];
+      if (top == hot_base_[order]) return nullptr;
+      --top;
+      node = static_cast<FreeNode*>(*top);
+      hot_top_[order] = top;
     }
     std::atomic_ref<std::uint8_t>(*tag_of(node))
         .store(static_cast<std::uint8_t>(detail::kTagAllocated | order), std::memory_order_relaxed);
@@ -383,27 +385,29 @@ class AEM_EXPORT BuddyArena {
     // thread number suffices: a thread that has none yet (0) is not the owner, and the general
     // path gives it one.
     if (owner_.load(std::memory_order_relaxed) != detail::t_thread_id) return false;
-    // The block becomes the front; the previous front moves to its order's list if that has
-    // room, else nothing changes and the general path frees the block. The lists hold at most
-    // hot_depth_ blocks each; the front is the one block beyond that. (Checking the block's
-    // own list as well, to count the front in, costs this path about a tenth of its time.)
+    // The block becomes the front and the previous front moves to its order's stack. If that
+    // stack is full, the front stays and the block goes onto its own order's stack; if that is
+    // full too, nothing changes and the general path frees the block. (Otherwise a front whose
+    // order filled up would stay put and send every later free down the general path.) The
+    // stacks hold at most hot_depth_ blocks each; the front is the one block beyond that.
+    // Neither block's memory is touched: a free costs its tag byte and a stack slot.
+    auto* front = static_cast<FreeNode*>(p);
+    unsigned front_order = order;
     if (FreeNode* prev = hot_front_; prev != nullptr) {
-      const unsigned prev_order = hot_front_order_;
-      FreeNode* head = hot_head_[prev_order];
-      const std::size_t depth = head->depth;
-      if (depth >= hot_depth_) return false;
-      // Inlined into a caller that frees a small foreign object, GCC's -Warray-bounds can see
-      // the stores reach past it, though no foreign pointer ever becomes the front; hiding the
-      // pointer's origin (no instruction) keeps such callers free of that warning.
-      __asm__("" : "+r"(prev));
-      detail::arena_unpoison(prev, sizeof(FreeNode));
-      prev->next = head;
-      prev->depth = depth + 1;
-      hot_head_[prev_order] = prev;
+      unsigned prev_order = hot_front_order_;
+      void** top = hot_top_[prev_order];
+      if (top == hot_base_[prev_order + 1]) [[unlikely]] {  // full: the stacks are contiguous
+        top = hot_top_[order];
+        if (top == hot_base_[order + 1]) return false;
+        std::swap(prev, front);  // the front stays, the block is stacked
+        std::swap(prev_order, front_order);
+      }
+      *top = prev;
+      hot_top_[prev_order] = top + 1;
     }
+    hot_front_ = front;
+    hot_front_order_ = front_order;
     detail::arena_poison(p, bytes);
-    hot_front_ = static_cast<FreeNode*>(p);
-    hot_front_order_ = order;
     std::atomic_ref<std::uint8_t>(*tag).store(
         static_cast<std::uint8_t>(allocated + (detail::kTagCached - detail::kTagAllocated)), std::memory_order_relaxed);
     return true;
@@ -454,10 +458,15 @@ class AEM_EXPORT BuddyArena {
   std::size_t held_bytes_ = 0;   // taken from the free lists: allocated, pending or cached
   std::size_t high_water_ = 0;  // largest held_bytes_
   // hot_front_ is the block freed last into the hot caches (of order hot_front_order_), held
-  // outside the per-order lists: see take_cached for why. Counted as cached.
+  // outside the per-order stacks: see take_cached for why. Counted as cached.
   FreeNode* hot_front_ = nullptr;
   unsigned hot_front_order_ = 0;
-  std::array<FreeNode*, kMaxOrders> hot_head_{};
+  // hot_top_[k] is one past the newest block of order k's hot cache, a stack of block pointers
+  // spanning [hot_base_[k], hot_base_[k + 1]) in the side mapping after the tags: pushes and
+  // pops touch the stack, not the blocks, and one comparison tests for empty or full. Orders
+  // that are not cached have empty stacks (top == base) of no room.
+  std::array<void**, kMaxOrders> hot_top_{};
+  std::array<void**, kMaxOrders + 1> hot_base_{};
   std::array<FreeNode*, kMaxOrders> free_head_{};
   std::array<std::size_t, kMaxOrders> free_count_{};
   std::array<std::size_t, kMaxOrders> held_count_{};  // allocated + cached: fixed on the fast paths

@@ -37,24 +37,31 @@ struct TimerOptions {
 
 namespace detail {
 
-AEM_EXPORT EventId arm_timer(const RegistrationSlot& slot, const HandlerOps* ops, TimePoint first,
+// arm_timer starts a reserved timer registration: first after `delay`, counted from the
+// core's next reading of the clock (see after()), then every `period` if it is not zero.
+AEM_EXPORT EventId arm_timer(const RegistrationSlot& slot, const HandlerOps* ops, Duration delay,
                              Duration period) noexcept;
 
 template <typename F>
-Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, TimerOptions& options) {
+Result<EventId> register_timer(F&& handler, Duration delay, Duration period, TimerOptions& options) {
   static_assert(std::is_invocable_v<std::decay_t<F>&>, "a timer handler is called with no arguments");
   RegistrationOptions reg{options.priority, options.exec, options.queue_bound, std::move(options.on_lost), {}};
   reg.site = options.site.record();
   return register_handler<InvokeNone>(std::forward<F>(handler), reg,
                                       [&](const RegistrationSlot& slot, const HandlerOps* ops) -> Result<EventId> {
-                                        return arm_timer(slot, ops, first, period);
+                                        return arm_timer(slot, ops, delay, period);
                                       });
 }
 
 }  // namespace detail
 
-// after runs `handler` once, by options.exec on the calling core, when `delay` has passed (at
-// most one Config::timer_tick late). Call from a capsule or an inline handler.
+// after runs `handler` once, by options.exec on the calling core, when `delay` has passed (from
+// then at most one Config::timer_tick late). Call from a capsule or an inline handler.
+// The delay counts from the core's next reading of the clock, not from the call: reading it
+// here would cost as much as the rest of the registration, and most timers (timeouts) are
+// cancelled long before they fire. The core reads the clock on every turn of its loop and,
+// while timers are armed, on every 8th switch between capsules, so the timer never fires
+// early and is late only by the time the capsules run between the call and that reading.
 // Errors: errc::not_in_capsule, errc::invalid_argument (bad priority), errc::resource_limit
 // (the registration table is full: 16M per core), errc::shutting_down.
 //
@@ -62,17 +69,17 @@ Result<EventId> register_timer(F&& handler, TimePoint first, Duration period, Ti
 //   auto id = aem::after(500ms, [] { log("half a second"); });
 template <typename F>
 Result<EventId> after(Duration delay, F&& handler, TimerOptions options = {}) {
-  return detail::register_timer(std::forward<F>(handler), Deadline(delay).time_point(), Duration::zero(), options);
+  return detail::register_timer(std::forward<F>(handler), delay, Duration::zero(), options);
 }
 
-// every runs `handler` each `period` (first after one period) until cancelled. Expiries are
-// never skipped: if the core fell behind, the missed activations run back to back (beyond the
-// queue bound they are reported through on_lost).
+// every runs `handler` each `period` (first after one period, counted as after() counts its
+// delay) until cancelled. Expiries are never skipped: if the core fell behind, the missed
+// activations run back to back (beyond the queue bound they are reported through on_lost).
 // Errors: as after(), and errc::invalid_argument for a period <= 0.
 template <typename F>
 Result<EventId> every(Duration period, F&& handler, TimerOptions options = {}) {
   if (period <= Duration::zero()) return make_error_code(errc::invalid_argument);
-  return detail::register_timer(std::forward<F>(handler), Deadline(period).time_point(), period, options);
+  return detail::register_timer(std::forward<F>(handler), period, period, options);
 }
 
 

@@ -76,7 +76,9 @@ struct Dispatcher::Activation final : TaskState {
 Dispatcher::Dispatcher(EventTable& table, SocketSources& sources, Core& core) noexcept
     : table_(table), sources_(sources), core_(core), core_index_(core.index()), burst_bound_(core.run_budget()) {}
 
-Priority Dispatcher::priority_of(const Registration* r, const Payload& p) noexcept {
+// Defined `inline` (only this file calls it): an out-of-class member of a -fPIC library is
+// otherwise a call on every activation, never inlined (it could be interposed).
+inline Priority Dispatcher::priority_of(const Registration* r, const Payload& p) noexcept {
   return p.priority == kOwnPriority ? r->priority : static_cast<Priority>(p.priority);
 }
 
@@ -465,7 +467,7 @@ void Dispatcher::retry_bursts() noexcept {
   }
 }
 
-void Dispatcher::activation_done(Registration* r) noexcept {
+inline void Dispatcher::activation_done(Registration* r) noexcept {
   if (r->policed) policy_leave(r);
   --r->running;
   // A keepalive capsule that stopped because of a cancel leaves its queue behind.

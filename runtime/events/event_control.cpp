@@ -190,7 +190,9 @@ Result<EventInfo> EventTable::info(EventId id) const noexcept {
   return info;
 }
 
-Result<void> EventTable::trigger(EventId id, EventData& data, std::uint8_t priority) noexcept {
+// Defined `inline` (trigger_event below is its only caller): a member defined out of its class
+// in a -fPIC library is otherwise always a call, which every trigger would pay.
+inline Result<void> EventTable::trigger(EventId id, EventData& data, std::uint8_t priority) noexcept {
   Result<Registration*> found = lookup(id);
   if (!found) return found.error();
   Registration* r = *found;

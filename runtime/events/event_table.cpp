@@ -41,9 +41,7 @@ EventName event_name(SourceType kind, EventId id) noexcept {
   return name;
 }
 
-void release_payload(const Registration* r, Payload& p) noexcept {
-  if (r->kind == SourceType::accept && p.value >= 0) ::close(std::exchange(p.value, -1));
-}
+void close_accepted(Payload& p) noexcept { ::close(std::exchange(p.value, -1)); }
 
 EventTable::EventTable(Core& core, std::uint8_t runtime_tag) noexcept
     : core_(core),
@@ -149,14 +147,6 @@ void EventTable::unreserve(Registration* r) noexcept {
   retire(r);
 }
 
-EventId EventTable::arm_timer(Registration* r, const HandlerOps* ops, TimePoint first, Duration period) noexcept {
-  r->ops = ops;
-  r->period = period;
-  r->timer.fire = &on_timer;
-  core_.wheel().arm(r->timer.node, first);
-  return id_of(r);
-}
-
 EventId EventTable::arm_user(Registration* r, const HandlerOps* ops) noexcept {
   r->ops = ops;
   r->kind = SourceType::user;
@@ -189,14 +179,6 @@ void EventTable::on_timer(CoreTimer* timer) noexcept {
   table.maybe_retire(r);
 }
 
-// maybe_retire frees the slot once nothing can touch it any more: no activation runs or waits,
-// its source's dispatch is not walking it, and it is over or cancelled.
-void EventTable::maybe_retire(Registration* r) noexcept {
-  if (!r->in_use || r->running != 0 || r->on_pending_list || !r->queue.empty()) return;
-  if (r->source != nullptr && r->source->dispatching) return;  // sweep() looks again
-  if (r->cancelled || over(r)) retire(r);
-}
-
 void EventTable::discard_queue(Registration* r) noexcept {
   while (!r->queue.empty()) {
     Payload p = r->queue.pop();
@@ -205,7 +187,7 @@ void EventTable::discard_queue(Registration* r) noexcept {
 }
 
 // destroy_handlers destroys the current handler and any replaced one still waiting.
-void EventTable::destroy_handlers(Registration* r) noexcept {
+inline void EventTable::destroy_handlers(Registration* r) noexcept {
   if (r->ops != nullptr && r->handler != nullptr) r->ops->destroy(r->handler);
   if (r->heap_handler && r->handler != nullptr) task_free(r->handler);
   r->handler = nullptr;

@@ -72,46 +72,51 @@ struct RegistrationExtras {
 };
 
 // Registration is one slot. Its address is stable (slots live in fixed chunks), which the
-// armed timer node needs.
+// armed timer node needs. What every lookup and activation reads comes first, in the slot's
+// first 128 bytes; what only timers, socket fan-out, the dump or rare paths use follows.
+// 288 bytes on x86-64: the dump's `site` is paid for by packing the states into bits.
 struct Registration {
-  CoreTimer timer;  // timers: the expiry
+  // ---- hot: lookup, activation, delivery ----
   const HandlerOps* ops = nullptr;
   void* handler = nullptr;  // `inline_storage`, or heap memory
-  Duration period{};        // timers: zero for one-shot
-  PayloadQueue queue;       // activations not started yet
-  Source* source = nullptr;  // socket registrations: the source, until detached
-  Registration* next_in_source = nullptr;
   RegistrationExtras* extras = nullptr;
-  CapsuleControl* worker = nullptr;  // keepalive: its capsule while worker_active
-  Registration* next_free = nullptr;
-  Registration* next_pending = nullptr;
+  Source* source = nullptr;     // socket registrations: the source, until detached
   GroupState* group = nullptr;  // its event group; nullptr: the default group
-  const SiteRecord* site = nullptr;  // where it was made (RegistrationOptions::site), for the dump
-  std::uint64_t activated = 0;
-  std::uint64_t delivered = 0;
-  std::uint64_t filtered = 0;
-  std::uint64_t lost = 0;
   std::uint32_t generation = 1;
   std::uint32_t index = 0;
   std::uint32_t running = 0;        // activations whose capsule (or inline call) has not finished
   std::uint32_t handler_users = 0;  // of which inside the current handler
+  std::uint32_t launched = 0;       // fresh capsules launched with an activation, not started yet
   std::uint32_t queue_bound = kDefaultQueueBound;
-  std::uint32_t lost_pending = 0;  // dropped, not yet reported
-  std::uint32_t blocked = 0;       // inline: suspensions refused
-  std::uint32_t launched = 0;      // fresh capsules launched with an activation, not started yet
   Priority priority = Priority::normal;
   Priority pending_top = Priority::idle;  // highest priority queued (valid while the queue is not empty)
   SourceType kind = SourceType::timer;
   Executor exec = Executor::fresh_capsule;
-  bool in_use = false;
-  bool cancelled = false;
-  bool heap_handler = false;
-  bool on_pending_list = false;
-  bool worker_active = false;  // keepalive: its capsule is running
-  bool disabled = false;
-  bool throttling = false;  // its queue reached the bound: it holds its source paused
-  bool detached = false;    // left its source; unlinked at the end of the source's dispatch
-  bool policed = false;     // counted by a Policy: retire and each activation give counts back (group.cpp)
+  // The states, one bit each: reserve() clears most of them with one store.
+  bool in_use : 1 = false;
+  bool cancelled : 1 = false;
+  bool heap_handler : 1 = false;
+  bool on_pending_list : 1 = false;
+  bool worker_active : 1 = false;  // keepalive: its capsule is running
+  bool disabled : 1 = false;
+  bool throttling : 1 = false;  // its queue reached the bound: it holds its source paused
+  bool detached : 1 = false;    // left its source; unlinked at the end of the source's dispatch
+  bool policed : 1 = false;     // counted by a Policy: retire and each activation give counts back (group.cpp)
+  PayloadQueue queue;           // activations not started yet
+  std::uint64_t activated = 0;
+  std::uint64_t delivered = 0;
+  Registration* next_pending = nullptr;
+  // ---- the rest ----
+  Duration period{};  // timers: zero for one-shot
+  CoreTimer timer;    // timers: the expiry
+  Registration* next_in_source = nullptr;
+  CapsuleControl* worker = nullptr;  // keepalive: its capsule while worker_active
+  Registration* next_free = nullptr;
+  const SiteRecord* site = nullptr;  // where it was made (RegistrationOptions::site), for the dump
+  std::uint64_t filtered = 0;
+  std::uint64_t lost = 0;
+  std::uint32_t lost_pending = 0;  // dropped, not yet reported
+  std::uint32_t blocked = 0;       // inline: suspensions refused
   static constexpr std::size_t kInlineBytes = 48;
   alignas(std::max_align_t) unsigned char inline_storage[kInlineBytes];
 };
@@ -136,8 +141,9 @@ class EventTable final : public EventLayer {
   Result<Registration*> reserve(std::size_t size, std::size_t align, RegistrationOptions& options) noexcept;
   // unreserve gives back a slot whose handler was never constructed.
   void unreserve(Registration* registration) noexcept;
-  // arm_timer starts a reserved timer registration and returns its id.
-  EventId arm_timer(Registration* registration, const HandlerOps* ops, TimePoint first, Duration period) noexcept;
+  // arm_timer starts a reserved timer registration, first after `delay` (from the wheel's next
+  // reading of the clock: TimerWheel::arm_after), and returns its id.
+  EventId arm_timer(Registration* registration, const HandlerOps* ops, Duration delay, Duration period) noexcept;
   // arm_user makes a reserved registration a triggered event and returns its id.
   EventId arm_user(Registration* registration, const HandlerOps* ops) noexcept;
   // arm_source starts a reserved socket registration, attaching it to the source of its fd and
@@ -205,8 +211,14 @@ class EventTable final : public EventLayer {
   EventId id_of(const Registration* registration) const noexcept {
     return EventId(tag_, core_index_, registration->generation, registration->index);
   }
-  // maybe_retire frees the slot once nothing can touch it any more (event_table.cpp).
-  void maybe_retire(Registration* registration) noexcept;
+  // maybe_retire frees the slot once nothing can touch it any more: no activation runs or
+  // waits, its source's dispatch is not walking it, and it is over or cancelled. Inline: every
+  // activation ends here, and mostly finds the slot still wanted.
+  void maybe_retire(Registration* r) noexcept {
+    if (!r->in_use || r->running != 0 || r->on_pending_list || !r->queue.empty()) return;
+    if (r->source != nullptr && r->source->dispatching) return;  // sweep() looks again
+    if (r->cancelled || over(r)) retire(r);
+  }
   // discard_queue drops the activations a registration has queued, releasing their payloads.
   void discard_queue(Registration* registration) noexcept;
   // for_each_in_use calls `f(const Registration&)` for every slot in use.
@@ -271,7 +283,11 @@ void free_error_port(ErrorPort* port) noexcept;
 
 // release_payload gives up what an activation's payload owns beyond its data: a socket
 // accepted for a handler that never took it (it threw, or the activation was dropped).
-void release_payload(const Registration* registration, Payload& payload) noexcept;
+// Inline: every delivery asks, and only an accept's payload has anything to give up.
+void close_accepted(Payload& payload) noexcept;
+inline void release_payload(const Registration* registration, Payload& payload) noexcept {
+  if (registration->kind == SourceType::accept && payload.value >= 0) [[unlikely]] close_accepted(payload);
+}
 
 
 // source_name names a kind of source for messages.

@@ -22,8 +22,6 @@ std::size_t page_size() noexcept {
 
 std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
 
-// A frame larger than the guard page can step over it; faults this far below still count.
-constexpr std::size_t kGuardSlack = 64 * 1024;
 constexpr std::size_t kAltStackSize = 64 * 1024;
 
 std::atomic<GuardLookup> g_lookup{nullptr};

@@ -27,6 +27,10 @@ Result<StackMapping> map_guarded_stack(std::size_t stack_size, std::size_t reser
 // unmap_stack releases a mapping made by map_guarded_stack.
 void unmap_stack(StackMapping& mapping) noexcept;
 
+// kGuardSlack: a frame larger than the guard page can step over it, so a fault up to this far
+// below the guard page still counts as an overflow of the stack above (GuardWatch::guard_low).
+inline constexpr std::size_t kGuardSlack = 64 * 1024;
+
 // GuardWatch is what the fault handler needs to know about the running capsule.
 struct GuardWatch {
   std::uintptr_t guard_low = 0;   // lowest address counted as an overflow of this stack

@@ -90,7 +90,7 @@ Result<void> Core::grow_pool(std::size_t count) noexcept {
     capsule->timer.fire = &on_wait_deadline;
     capsule->guard.guard_high = reinterpret_cast<std::uintptr_t>(mapping->usable);
     const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(mapping->base);
-    capsule->guard.guard_low = base > 64 * 1024 ? base - 64 * 1024 : 0;
+    capsule->guard.guard_low = base > kGuardSlack ? base - kGuardSlack : 0;
     // Name the size the application asked for (page-rounded), not the slack above it.
     const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
     capsule->guard.stack_kib = (config_.stack_size + page - 1) / page * page / 1024;
@@ -298,7 +298,7 @@ void Core::run_ready() noexcept {
     CapsuleControl* next = ready_.pop();
     if (next == nullptr) break;
     --turn_budget_;
-    resume(scheduler_, next);
+    resume_from_loop(next);
   }
 }
 

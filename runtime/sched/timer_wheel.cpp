@@ -114,6 +114,26 @@ void TimerWheel::cascade(unsigned level, unsigned slot) noexcept {
   }
 }
 
+void TimerWheel::fix_staged(Clock::time_point now) noexcept {
+  TimerNode& head = buckets_[kStaged];
+  TimerNode* node = head.next;
+  head.prev->next = nullptr;  // terminate the detached chain
+  head.next = &head;
+  head.prev = &head;
+  const std::int64_t from = now.time_since_epoch().count();
+  while (node != nullptr) {
+    TimerNode* const next = node->next;
+    const std::int64_t delay = node->deadline.time_since_epoch().count();
+    std::int64_t at = 0;
+    if (__builtin_add_overflow(from, delay, &at)) {
+      at = delay > 0 ? Clock::time_point::max().time_since_epoch().count() : Clock::time_point::min().time_since_epoch().count();
+    }
+    node->deadline = Clock::time_point(Clock::duration(at));
+    file(*node);
+    node = next;
+  }
+}
+
 void TimerWheel::finish_advance() noexcept {
   defer_below_ = 0;
   // Nodes still on the firing list were due (a callback threw): they keep their place ahead

@@ -117,19 +117,24 @@ class TimerWheel {
   void arm(TimerNode& node, Clock::time_point deadline) noexcept {
     assert(!node.armed());
     node.deadline = deadline;
-    std::uint64_t t = tick_of(deadline);
-    if (t < cur_) t = cur_;  // already in the past: due at the current position
-    node.tick = t;
     ++size_;
-    if (t < defer_below_) [[unlikely]] {
-      // Armed by a callback with a tick the running advance() may still reach: parking it
-      // keeps a re-arm with deadline <= now from being reported again and again forever.
-      TimerNode& head = buckets_[kDeferred];
-      if (head.next == &head || deadline < head.deadline) head.deadline = deadline;
-      link_tail(head, node);
-      return;
-    }
-    place(node, t);
+    file(node);
+  }
+
+  // arm_after() files `node` to be reported `delay` after the wheel's next reading of the time,
+  // without reading the clock now (a clock read costs as much as the rest of arming a timer,
+  // and most timers are cancelled before they fire). The next advance(now) or next_wakeup()
+  // fixes the node's deadline as `now + delay` (next_wakeup() reads Clock::now() for it), so
+  // the node is never reported before `delay` has passed since this call; it is reported
+  // later by the time between this call and that reading. Saturates instead of overflowing.
+  // Preconditions and callers: as arm(); until the deadline is fixed, node.deadline holds
+  // `delay` since the epoch.
+  void arm_after(TimerNode& node, Clock::duration delay) noexcept {
+    assert(!node.armed());
+    node.deadline = Clock::time_point(delay);
+    node.tick = 0;
+    ++size_;
+    link_tail(buckets_[kStaged], node);
   }
 
   // cancel() unlinks `node` if it is armed and returns whether it was; a node that is not
@@ -168,9 +173,11 @@ class TimerWheel {
   // costs the caller an advance() that reports nothing and a second question), or
   // time_point::max() when nothing is armed. Right after advance(now) it is later than `now`
   // unless a callback armed a node that is already due, so a core loop that sleeps until
-  // next_wakeup() never spins. O(1), no list scans. Nodes being reported by a running
-  // advance() are not counted.
-  Clock::time_point next_wakeup() const noexcept {
+  // next_wakeup() never spins. O(1), no list scans, except that nodes armed by arm_after()
+  // since the last reading get their deadline first (reading Clock::now(), O(1) per node).
+  // Nodes being reported by a running advance() are not counted.
+  Clock::time_point next_wakeup() noexcept {
+    if (staged()) [[unlikely]] fix_staged(Clock::now());
     Clock::time_point best = Clock::time_point::max();
     if (levels_ != 0) {
       const auto level = static_cast<unsigned>(std::countr_zero(levels_));
@@ -223,6 +230,7 @@ class TimerWheel {
   static constexpr unsigned kLevels = (64 + kBits - 1) / kBits;  // 11: the full tick range
   static constexpr unsigned kDeferred = kLevels * kSlots;        // nodes armed by callbacks
   static constexpr unsigned kFiring = kDeferred + 1;             // nodes being reported
+  static constexpr unsigned kStaged = kDeferred + 2;             // arm_after() nodes, no deadline yet
   static constexpr std::uint64_t kMaxTick = ~std::uint64_t{0} - 1;  // so target + 1 is safe
 
   // Restores the wheel after an advance() pass, even if a callback throws.
@@ -253,6 +261,22 @@ class TimerWheel {
     node.next = &head;
     tail->next = &node;
     head.prev = &node;
+  }
+
+  // file() files a node whose deadline is set, as arm() describes.
+  void file(TimerNode& node) noexcept {
+    std::uint64_t t = tick_of(node.deadline);
+    if (t < cur_) t = cur_;  // already in the past: due at the current position
+    node.tick = t;
+    if (t < defer_below_) [[unlikely]] {
+      // Armed by a callback with a tick the running advance() may still reach: parking it
+      // keeps a re-arm with deadline <= now from being reported again and again forever.
+      TimerNode& head = buckets_[kDeferred];
+      if (head.next == &head || node.deadline < head.deadline) head.deadline = node.deadline;
+      link_tail(head, node);
+      return;
+    }
+    place(node, t);
   }
 
   // place() files `node` under tick `t` (t >= cur_) relative to the current position.
@@ -308,13 +332,18 @@ class TimerWheel {
   void take_due(unsigned slot, Clock::time_point now) noexcept;
   // cascade() re-files every node of a higher-level slot relative to cur_ (its first tick).
   void cascade(unsigned level, unsigned slot) noexcept;
+  // staged() tells whether arm_after() nodes wait for their deadline; fix_staged() gives them
+  // `now + delay` and files them (as arm() would, deferred inside an advance() pass).
+  bool staged() const noexcept { return buckets_[kStaged].next != &buckets_[kStaged]; }
+  void fix_staged(Clock::time_point now) noexcept;
   // finish_advance() ends an advance() pass: re-files nodes left on the firing list (only
   // after a throwing callback) and the nodes armed by callbacks.
   void finish_advance() noexcept;
 
-  // Sentinels of every slot list (level * 64 + slot), then the deferred and firing lists.
-  // A sentinel's `deadline` is a lower bound of the deadlines in its list while non-empty.
-  TimerNode buckets_[kDeferred + 2];
+  // Sentinels of every slot list (level * 64 + slot), then the deferred, firing and staged
+  // lists. A sentinel's `deadline` is a lower bound of the deadlines in its list while
+  // non-empty (not kept for the staged list).
+  TimerNode buckets_[kDeferred + 3];
   std::uint64_t occ_[kLevels + 1] = {};  // per-level slot occupancy; [kLevels] is a sink
   std::uint32_t levels_ = 0;             // bit k: occ_[k] != 0 (k < kLevels)
   std::uint64_t cur_ = 0;                // wheel position (tick)
@@ -327,6 +356,7 @@ class TimerWheel {
 
 template <typename F>
 std::size_t TimerWheel::advance(Clock::time_point now, F&& on_expire) {
+  if (staged()) [[unlikely]] fix_staged(now);
   std::uint64_t target = tick_of(now);
   if (target < cur_) target = cur_;
   unsigned level = 0;

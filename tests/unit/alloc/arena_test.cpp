@@ -327,6 +327,41 @@ TEST_CASE("arena: the block freed last is served first, counted as cached, and c
   check_fully_coalesced(arena);  // trim() merges the front too
 }
 
+TEST_CASE("arena: a full hot cache keeps the front and stacks other orders' frees") {
+  aem::ArenaConfig c = small_config();
+  c.debug = false;  // the inline hot-cache paths
+  c.hot_cache_depth = 2;
+  aem::BuddyArena arena{c};
+  void* a = *arena.allocate(64);
+  void* b = *arena.allocate(64);
+  void* front = *arena.allocate(64);
+  void* big = *arena.allocate(1000);
+  REQUIRE(arena.deallocate(a));
+  REQUIRE(arena.deallocate(b));
+  REQUIRE(arena.deallocate(front));  // order 0's stack is now full, `front` is the front
+  REQUIRE(arena.deallocate(big));    // stacked on order 4 while the front stays
+  aem::ArenaStats s = arena.stats();
+  CHECK(s.cached_blocks[0] == 3);
+  CHECK(s.cached_blocks[4] == 1);
+  CHECK(s.free_blocks[4] == 0);  // not coalesced
+  CHECK(s.bytes_in_use == 0);
+  CHECK(arena.deallocate(big).error() == aem::errc::double_free);
+#if defined(AEM_ARENA_ASAN)
+  // Stacked blocks carry no links: closed from their first byte.
+  CHECK(__asan_region_is_poisoned(big, 1024) == big);
+  CHECK(__asan_region_is_poisoned(a, 64) == a);
+#endif
+  CHECK(*arena.allocate(64) == front);
+  CHECK(*arena.allocate(1000) == big);
+  CHECK(*arena.allocate(64) == b);
+  CHECK(*arena.allocate(64) == a);
+  void* fresh = *arena.allocate(64);  // the caches are empty: split from the free lists
+  CHECK(arena.stats().cached_blocks[0] == 0);
+  for (void* p : {a, b, front, big, fresh}) REQUIRE(arena.deallocate(p));
+  CHECK(arena.stats().errors_detected == 1);
+  check_fully_coalesced(arena);
+}
+
 TEST_CASE("arena: a larger cached block is split before the caches are trimmed") {
   aem::ArenaConfig c = small_config();
   c.on_exhaustion = aem::ExhaustionPolicy::fail;

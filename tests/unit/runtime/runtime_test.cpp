@@ -127,7 +127,9 @@ TEST_CASE("a run_budget of 0 makes start fail cleanly instead of running nothing
 }
 
 TEST_CASE("a coalescing window out of range or a batch of 0 makes start fail cleanly") {
-  for (auto [window, batch] : {std::pair{-1us, 64u}, std::pair{1s + 1us, 64u}, std::pair{50us, 0u}}) {
+  for (const auto& bounds : {std::pair{-1us, 64u}, std::pair{1s + 1us, 64u}, std::pair{50us, 0u}}) {
+    const auto window = bounds.first;
+    const unsigned batch = bounds.second;
     CAPTURE(window.count());
     CAPTURE(batch);
     aem::Config config = aem_test::config_for(1);
