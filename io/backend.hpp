@@ -63,6 +63,11 @@ struct IoRequest {
   socklen_t* address_length = nullptr;  // accept
   socklen_t address_size = 0;           // connect
   std::uint16_t buffer_group = 0;       // recv_multishot
+  // poll_first (recv, send): the caller expects the socket not to be ready yet, so the backend
+  // waits for readiness before the first try instead of trying, failing with EAGAIN and then
+  // waiting (io_uring's IORING_RECVSEND_POLL_FIRST, where the kernel has it). Only a hint:
+  // a ready socket is still served at once, one turn later.
+  bool poll_first = false;
 };
 
 // BackendFeatures says what the kernel granted at setup.
@@ -74,6 +79,7 @@ struct BackendFeatures {
   bool ext_arg = false;  // wait with a timeout without a timeout SQE
   bool cq_nodrop = false;  // completions that find the CQ full wait in the kernel (FEAT_NODROP)
   bool taskrun_flag = false;  // with DEFER_TASKRUN: the SQ ring's IORING_SQ_TASKRUN says when task work waits
+  bool poll_first = false;  // IoRequest::poll_first is honoured
 };
 
 // RingSizes are the io_uring queue sizes a backend is made with (Config::ring_entries and

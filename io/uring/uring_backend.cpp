@@ -84,6 +84,9 @@ Result<std::unique_ptr<UringBackend>> UringBackend::create(RingSizes sizes) noex
       backend->features_.taskrun_flag = taskrun_flag;
       backend->features_.ext_arg = (params.features & IORING_FEAT_EXT_ARG) != 0;
       backend->features_.cq_nodrop = (params.features & IORING_FEAT_NODROP) != 0;
+      // IORING_RECVSEND_POLL_FIRST came in 5.19, before SINGLE_ISSUER (6.0); an older kernel
+      // refuses a recv whose ioprio is not 0.
+      backend->features_.poll_first = attempt.features.single_issuer;
     }
     return result;
   };
@@ -157,9 +160,11 @@ void UringBackend::submit(const IoRequest& request, Completion* completion,
       break;
     case IoOpcode::recv:
       io_uring_prep_recv(entry, request.fd, request.buffer, request.length, static_cast<int>(request.flags));
+      if (request.poll_first && features_.poll_first) entry->ioprio |= IORING_RECVSEND_POLL_FIRST;
       break;
     case IoOpcode::send:
       io_uring_prep_send(entry, request.fd, request.buffer, request.length, static_cast<int>(request.flags));
+      if (request.poll_first && features_.poll_first) entry->ioprio |= IORING_RECVSEND_POLL_FIRST;
       break;
     case IoOpcode::recvmsg: io_uring_prep_recvmsg(entry, request.fd, request.message, request.flags); break;
     case IoOpcode::sendmsg: io_uring_prep_sendmsg(entry, request.fd, request.message, request.flags); break;

@@ -102,6 +102,11 @@ void fp_env_leave(Context& from) noexcept { (from.own_fp_env ? from.fp : t_share
 
 void fp_env_enter(Context& self) noexcept { fp_load(self.own_fp_env ? self.fp : t_shared_fp); }
 
+void fp_env_swap(Context& from, const Context& to) noexcept {
+  fp_env_leave(from);
+  fp_load(to.own_fp_env ? to.fp : t_shared_fp);
+}
+
 FpControl fp_shared(const Context& running) noexcept { return running.own_fp_env ? t_shared_fp : fp_read(); }
 
 void context_adopt_thread(Context& ctx) {
@@ -129,8 +134,7 @@ void context_release([[maybe_unused]] Context& ctx) {
 // aem_context_entry is where a fiber's first switch-in lands (through aem_context_start), with
 // `previous` the context that switched to it.
 extern "C" [[noreturn, gnu::visibility("hidden"), gnu::used]] void aem_context_entry(Context* previous, Context* self) noexcept {
-  after_switch(*self, *previous);
-  if (self->own_fp_env || previous->own_fp_env) fp_env_enter(*self);
+  after_switch(*self, *previous);  // the floating-point state came with the switch (fp_env_swap)
   self->entry(self->entry_arg);
   std::abort();  // entry switches away for good; it never returns
 }

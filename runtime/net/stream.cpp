@@ -34,8 +34,16 @@ Result<std::size_t> as_count(Result<int> result) {
 }  // namespace
 
 Result<std::size_t> StreamSocket::read(std::span<std::byte> buffer, Deadline deadline) {
-  return as_count(
-      detail::socket_perform(shared_fd(), transfer_request(detail::IoOpcode::recv, buffer.data(), buffer.size()), deadline));
+  detail::SharedFd& socket = shared_fd();
+  detail::IoRequest request = transfer_request(detail::IoOpcode::recv, buffer.data(), buffer.size());
+  // After a read that emptied the socket the next one waits for data before it tries, as nginx
+  // takes a short read to mean "not ready": in a request-response exchange the peer sends
+  // again only once it has our answer, so a first try would fail with EAGAIN (a wasted pass
+  // through the socket layer per request).
+  request.poll_first = socket.read_drained();
+  Result<int> result = detail::socket_perform(socket, request, deadline);
+  if (result) socket.note_read(*result > 0 && static_cast<std::size_t>(*result) < request.length);
+  return as_count(std::move(result));
 }
 
 Result<void> StreamSocket::read_exact(std::span<std::byte> buffer, Deadline deadline) {

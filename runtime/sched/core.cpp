@@ -293,12 +293,11 @@ void Core::expire_timers() noexcept {
 }
 
 void Core::run_ready() noexcept {
-  turn_budget_ = config_.run_budget;
-  while (turn_budget_ > 0) {
+  turn_end_ = progress_.load(std::memory_order_relaxed) + config_.run_budget;
+  while (progress_.load(std::memory_order_relaxed) < turn_end_) {
     CapsuleControl* next = ready_.pop();
     if (next == nullptr) break;
-    --turn_budget_;
-    resume_from_loop(next);
+    resume_from_loop(next);  // counts as progress: one switch of the budget
   }
 }
 

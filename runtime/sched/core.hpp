@@ -170,7 +170,20 @@ class Core {
   // a yield is a few dozen instructions, and a taken branch on its way is a share of it.
   void yield() noexcept {
     CapsuleControl* self = current_;
+    const bool direct = may_switch_directly();
+    if (direct) [[likely]] {
+      // Two capsules taking turns: the other one is all that is ready (exchange_only fails on
+      // an empty queue too, so the common case asks nothing else first).
+      if (CapsuleControl* next = ready_.exchange_only(self)) [[likely]] {
+        self->state = CapsuleState::ready;
+        switch_to(self, next);
+        return;
+      }
+    }
     if (ready_.empty()) [[unlikely]] {
+      // A capsule spinning on yield() alone still gives the loop its chances: no stall. Also
+      // what makes timers_due() look at the clock on every 8th such yield.
+      note_progress();
       if (mailbox_.empty() && !backend_->has_work() && !timers_due() && !events_->has_deferred() &&
           !nudged_.load(std::memory_order_relaxed) && !metrics_.requested()) {
         return;
@@ -179,19 +192,8 @@ class Core {
       leave(self, false);
       return;
     }
-    if (may_switch_directly()) [[likely]] {
-      if (CapsuleControl* next = ready_.exchange_only(self)) [[likely]] {
-        self->state = CapsuleState::ready;
-        --turn_budget_;
-        switch_to(self, next);
-        return;
-      }
-      make_ready(self);
-      leave(self, true);
-      return;
-    }
     make_ready(self);
-    leave(self, false);
+    leave(self, direct);
   }
   // recycle returns a capsule whose task is disposed of to the pool (a LIFO free list: the
   // next spawn reuses the stack that is warmest in the caches).
@@ -286,7 +288,6 @@ class Core {
     const bool direct = may_switch_directly();
     if (woken != nullptr) {
       if (direct && ready_.empty()) {
-        --turn_budget_;
         switch_to(from, woken);
         return;
       }
@@ -295,9 +296,9 @@ class Core {
     leave(from, direct);
   }
   // may_switch_directly tells whether the next capsule may be switched to without a trip
-  // through the scheduler: the turn has budget left and no timer is due. Ask once per switch
-  // (timers_due samples the clock on every 8th call).
-  bool may_switch_directly() noexcept { return turn_budget_ > 0 && !timers_due(); }
+  // through the scheduler: the turn has budget left and no timer is due. The budget is counted
+  // by the watchdog's progress counter, which every switch advances: one counter for both.
+  bool may_switch_directly() noexcept { return progress_.load(std::memory_order_relaxed) < turn_end_ && !timers_due(); }
   // leave switches from `from` to the next ready capsule if `direct`, else to the scheduler.
   void leave(CapsuleControl* from, bool direct) noexcept {
     CapsuleControl* next = direct ? ready_.pop() : nullptr;
@@ -305,11 +306,10 @@ class Core {
       // It costs the turn's budget all the same: a capsule yielding in a loop must not keep
       // the core from its mailbox (cross-core wakes, lends) and completions forever.
       from->state = CapsuleState::running;
-      --turn_budget_;
+      note_progress();
       return;
     }
     if (next != nullptr) {
-      --turn_budget_;
       switch_to(from, next);  // straight to the next capsule, not via the scheduler
     } else {
       AEM_PROBE_TO_SCHEDULER(index_, from->guard.capsule_id);
@@ -321,7 +321,7 @@ class Core {
   // has expired, so a turn of busy capsules delays timers by a few capsules, not a whole turn.
   // The clock is read on every 8th switch, and only while timers are armed.
   bool timers_due() noexcept {
-    if (wheel_->empty() || (++switches_ & 7u) != 0) return false;
+    if (wheel_->empty() || (progress_.load(std::memory_order_relaxed) & 7u) != 0) return false;
     return Clock::now() >= wheel_->next_wakeup();
   }
   // switch_to runs `next` in place of the running capsule `from`; resume_from_loop runs it from
@@ -377,9 +377,11 @@ class Core {
   std::optional<TimerWheel> wheel_;  // in place: the switch path asks whether it is empty
   std::unique_ptr<EventLayer> events_;
   std::unique_ptr<BuddyArena> arena_;
-  unsigned turn_budget_ = 0;
-  unsigned switches_ = 0;
-  std::atomic<std::uint64_t> progress_{0};  // written by this core only; read by the watchdog
+  // progress_ counts the core's switches, loop turns and polls: written by this core only, read
+  // by the watchdog. A turn of the loop may run capsules until it reaches turn_end_
+  // (Config::run_budget switches).
+  std::atomic<std::uint64_t> progress_{0};
+  std::uint64_t turn_end_ = 0;
   std::atomic<int> thread_id_{0};
   std::uint64_t next_sequence_ = 1;
   // The "from" of a switch probe fired in the loop: always 0, but a field, not a constant (perf

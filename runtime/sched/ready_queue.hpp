@@ -55,10 +55,15 @@ class ReadyQueue {
   // changes nothing and returns nullptr. (Two capsules taking turns: a yield in two stores.)
   Node* exchange_only(Node* node) noexcept {
     const unsigned level = static_cast<unsigned>(node->priority);
-    Fifo& fifo = levels_[level];
-    if (bitmap_ != (1u << level) || fifo.head != fifo.tail) return nullptr;
-    Node* other = fifo.head;
-    fifo.head = fifo.tail = node;
+    if (bitmap_ != (1u << level)) return nullptr;
+    Fifo* fifo = &levels_[level];
+    // The address is computed once and kept: otherwise GCC computes it again for the stores
+    // below, two more instructions on the path of every yield between two capsules.
+    asm("" : "+r"(fifo));
+    Node* other = fifo->head;
+    if (other != fifo->tail) return nullptr;
+    if (other == nullptr) __builtin_unreachable();  // the level's bit is set: it holds a node
+    fifo->head = fifo->tail = node;
     bypassed_ = 0;  // as pop() on a single level
     return other;
   }

@@ -75,12 +75,20 @@ class AEM_EXPORT SharedFd {
   // operation is still in flight (nothing changes then). Any thread.
   int hand_over_detached() noexcept;
 
+  // read_drained tells whether the last stream read got less than it asked for: it emptied the
+  // socket, so the next read most likely finds nothing yet (a peer that waits for an answer
+  // first) and should wait for data before it tries. note_read records it. A hint only, racy by
+  // design between capsules reading one socket at once. Any thread.
+  bool read_drained() const noexcept { return read_drained_.load(std::memory_order_relaxed); }
+  void note_read(bool drained) noexcept { read_drained_.store(drained, std::memory_order_relaxed); }
+
  private:
   // cancel_locked marks every linked slot and returns the chain of capsules to wake.
   IoCancelSlot* cancel_locked() noexcept;
   static void wake_chain(IoCancelSlot* chain) noexcept;
 
   mutable SpinLock lock_;
+  std::atomic<bool> read_drained_{false};
   std::atomic<int> fd_{-1};
   int closing_fd_ = -1;  // closed by the last operation to leave
   int detached_ = 0;     // enter_detached minus leave_detached

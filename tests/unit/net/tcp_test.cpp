@@ -279,3 +279,46 @@ TEST_CASE("net tcp: two listeners share a port with reuse_port: without it the p
   CHECK(aem::TcpListener::bind(address, {.reuse_port = true}));
   CHECK(aem::TcpListener::bind(address).error() == std::errc::address_in_use);
 }
+
+// A read that emptied the socket makes the next one wait for data before it tries (the kernel
+// is asked to poll first). That is a hint about timing only: bytes that were already waiting
+// and bytes that come later must both be read, on either backend.
+TEST_CASE("net tcp: after a read that emptied the socket, the next read gets bytes already there and bytes still to come") {
+  aem_test::run_with_tcp_pair(1, [](aem::TcpStream& client, aem::TcpStream& server) {
+    std::array<std::byte, 64> buffer{};
+    REQUIRE(client.write_all(as_bytes("first"), 10s));
+    auto n = server.read(buffer, 10s);
+    REQUIRE(n);
+    CHECK(as_string(std::span(buffer).first(*n)) == "first");  // short: the socket is empty now
+
+    REQUIRE(client.write_all(as_bytes("second"), 10s));
+    // Wait until the bytes are in the server's receive queue before the read starts.
+    std::array<std::byte, 6> peek{};
+    while (::recv(server.fd(), peek.data(), peek.size(), MSG_PEEK | MSG_DONTWAIT) != 6) aem::this_capsule::yield();
+    n = server.read(buffer, 10s);
+    REQUIRE(n);
+    CHECK(as_string(std::span(buffer).first(*n)) == "second");
+
+    auto writer = aem::spawn([&] {
+      aem::this_capsule::sleep_for(20ms);
+      return static_cast<bool>(client.write_all(as_bytes("third"), 10s));
+    });
+    REQUIRE(writer);
+    n = server.read(buffer, 10s);
+    REQUIRE(n);
+    CHECK(as_string(std::span(buffer).first(*n)) == "third");
+    CHECK(writer->join());
+
+    // A read that filled its buffer leaves the hint off: the next one tries at once.
+    std::string big(64, 'x');
+    REQUIRE(client.write_all(as_bytes(big + "tail"), 10s));
+    std::string got;
+    while (got.size() < big.size() + 4) {
+      n = server.read(buffer, 10s);
+      REQUIRE(n);
+      REQUIRE(*n > 0);
+      got += as_string(std::span(buffer).first(*n));
+    }
+    CHECK(got == big + "tail");
+  });
+}
