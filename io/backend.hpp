@@ -63,7 +63,7 @@ struct IoRequest {
   socklen_t* address_length = nullptr;  // accept
   socklen_t address_size = 0;           // connect
   std::uint16_t buffer_group = 0;       // recv_multishot
-  // poll_first (recv, send): the caller expects the socket not to be ready yet, so the backend
+  // poll_first (recv): the caller expects the socket not to be readable yet, so the backend
   // waits for readiness before the first try instead of trying, failing with EAGAIN and then
   // waiting (io_uring's IORING_RECVSEND_POLL_FIRST, where the kernel has it). Only a hint:
   // a ready socket is still served at once, one turn later.

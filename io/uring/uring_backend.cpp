@@ -164,7 +164,6 @@ void UringBackend::submit(const IoRequest& request, Completion* completion,
       break;
     case IoOpcode::send:
       io_uring_prep_send(entry, request.fd, request.buffer, request.length, static_cast<int>(request.flags));
-      if (request.poll_first && features_.poll_first) entry->ioprio |= IORING_RECVSEND_POLL_FIRST;
       break;
     case IoOpcode::recvmsg: io_uring_prep_recvmsg(entry, request.fd, request.message, request.flags); break;
     case IoOpcode::sendmsg: io_uring_prep_sendmsg(entry, request.fd, request.message, request.flags); break;

@@ -100,11 +100,11 @@ void fp_load(const FpControl&) noexcept {}
 
 void fp_env_leave(Context& from) noexcept { (from.own_fp_env ? from.fp : t_shared_fp) = fp_read(); }
 
-void fp_env_enter(Context& self) noexcept { fp_load(self.own_fp_env ? self.fp : t_shared_fp); }
+void fp_env_enter(const Context& self) noexcept { fp_load(self.own_fp_env ? self.fp : t_shared_fp); }
 
 void fp_env_swap(Context& from, const Context& to) noexcept {
   fp_env_leave(from);
-  fp_load(to.own_fp_env ? to.fp : t_shared_fp);
+  fp_env_enter(to);
 }
 
 FpControl fp_shared(const Context& running) noexcept { return running.own_fp_env ? t_shared_fp : fp_read(); }

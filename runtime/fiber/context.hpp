@@ -113,7 +113,7 @@ void fp_load(const FpControl& state) noexcept;
 // and saves the state in use: `from`'s own, or else the one its thread's shared contexts use.
 // fp_env_enter runs in `self` once resumed and installs `self`'s own, or the shared one.
 void fp_env_leave(Context& from) noexcept;
-void fp_env_enter(Context& self) noexcept;
+void fp_env_enter(const Context& self) noexcept;
 // fp_env_swap is both halves at once, in `from` before it leaves for `to`: it saves the state
 // in use as fp_env_leave does and installs the one `to` runs with. The inline switch uses it, so
 // a resumed context has nothing left to check: on a yield that is four loads and branches
